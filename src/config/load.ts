@@ -1,0 +1,132 @@
+/**
+ * Loads the configuration: the YAML file (default `config/registry.yaml`), then `REGISTRY_*`
+ * environment overrides named after the key path as CNCF distribution names them
+ * (`http.addr` → `REGISTRY_HTTP_ADDR`, `storage.deleteEnabled` → `REGISTRY_STORAGE_DELETE_ENABLED`).
+ * Anything unknown or malformed fails with a message naming the setting.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+export const DEFAULT_CONFIG_FILE = 'config/registry.yaml';
+const ENV_PREFIX = 'REGISTRY_';
+/** Variables with the prefix that are not settings. */
+const NON_SETTING_VARIABLES = new Set(['REGISTRY_CONFIG']);
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadOptions {
+  /** Config file; defaults to $REGISTRY_CONFIG, then config/registry.yaml if present. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const explicitFile = options.file ?? env.REGISTRY_CONFIG;
+  const file = explicitFile ?? DEFAULT_CONFIG_FILE;
+  const fromFile = readConfigFile(file, explicitFile !== undefined);
+  const merged = applyEnvironment(fromFile, env);
+  return validateConfig(merged, file);
+}
+
+export function validateConfig(input: unknown, source = 'configuration'): Config {
+  const result = configSchema.safeParse(input);
+  if (result.success) return result.data;
+  throw new ConfigError(`invalid configuration (${source}):\n${describeIssues(result.error)}`);
+}
+
+function readConfigFile(file: string, required: boolean): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.resolve(file), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !required) return {};
+    throw new ConfigError(`cannot read config file ${file}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = YAML.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${file} is not valid YAML: ${(error as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${file} must hold a mapping of settings`);
+  return parsed as Record<string, unknown>;
+}
+
+/** Environment variable name for a key path: ['storage', 'deleteEnabled'] → REGISTRY_STORAGE_DELETE_ENABLED. */
+export function envName(keyPath: string[]): string {
+  return ENV_PREFIX + keyPath.map((key) => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+function applyEnvironment(config: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const settings = new Map(settingPaths(configSchema).map((keyPath) => [envName(keyPath), keyPath]));
+  const result = structuredClone(config);
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || NON_SETTING_VARIABLES.has(name) || raw === undefined) continue;
+    const keyPath = settings.get(name);
+    if (!keyPath) {
+      throw new ConfigError(`unknown setting in environment: ${name} (known: ${[...settings.keys()].sort().join(', ')})`);
+    }
+    setPath(result, keyPath, parseScalar(raw));
+  }
+  return result;
+}
+
+/** Env values are YAML scalars, so `true`, `5000` and `info` get their natural types. */
+function parseScalar(raw: string): unknown {
+  try {
+    const value: unknown = YAML.parse(raw);
+    return value === null || typeof value === 'object' ? raw : value;
+  } catch {
+    return raw;
+  }
+}
+
+function setPath(target: Record<string, unknown>, keyPath: string[], value: unknown): void {
+  let node = target;
+  for (const key of keyPath.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keyPath[keyPath.length - 1]!] = value;
+}
+
+/** Every leaf key path of the schema. */
+function settingPaths(schema: z.ZodType, prefix: string[] = []): string[][] {
+  const inner = unwrap(schema);
+  if (inner instanceof z.ZodObject) {
+    return Object.entries(inner.shape as Record<string, z.ZodType>).flatMap(([key, child]) => settingPaths(child, [...prefix, key]));
+  }
+  return [prefix];
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let current = schema;
+  while (current instanceof z.ZodDefault || current instanceof z.ZodOptional || current instanceof z.ZodPrefault) {
+    current = current.unwrap() as z.ZodType;
+  }
+  return current;
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const keyPath = issue.path.map(String);
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((key) => `  - ${[...keyPath, key].join('.')}: unknown setting`).join('\n');
+      }
+      const where = keyPath.length ? `${keyPath.join('.')} (${envName(keyPath)})` : '(top level)';
+      return `  - ${where}: ${issue.message}`;
+    })
+    .join('\n');
+}

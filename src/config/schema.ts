@@ -1,0 +1,55 @@
+/**
+ * The configuration schema (zod): every option, its type and its default. Unknown keys are
+ * errors, so a typo never silently falls back to a default.
+ */
+import { z } from 'zod';
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:/]*):(\d{1,5})$/;
+const MiB = 1024 * 1024;
+
+export const configSchema = z
+  .object({
+    http: z
+      .object({
+        /** host:port to listen on; `[::1]:5000` for IPv6. */
+        addr: z
+          .string()
+          .regex(HOST_PORT, 'must be host:port, e.g. 0.0.0.0:5000')
+          .refine((addr) => Number(HOST_PORT.exec(addr)?.[2]) <= 65535, 'port must be at most 65535')
+          .default('0.0.0.0:5000'),
+      })
+      .strict()
+      .prefault({}),
+    storage: z
+      .object({
+        /** Folder holding blobs, uploads and the metadata database. */
+        root: z.string().min(1, 'must not be empty').default('./storage'),
+        /** Allow DELETE of manifests, tags and blobs. */
+        deleteEnabled: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    api: z
+      .object({
+        /** Answer HEAD for a blob held in another repository the caller may pull by linking it. */
+        linkKnownBlobsOnHead: z.boolean().default(true),
+        /** Largest manifest accepted, in bytes. */
+        maxManifestBytes: z.number().int().positive().default(4 * MiB),
+        /** Catalog page size when the client gives no `n`. */
+        catalogPageSize: z.number().int().positive().default(100),
+        /** Largest page served for tags and catalog. */
+        maxPageSize: z.number().int().positive().default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

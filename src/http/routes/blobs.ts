@@ -1,0 +1,95 @@
+/** `/v2/<name>/blobs/<digest>`: HEAD, GET (with single `Range`), DELETE. */
+import type { Request, Response, Router } from 'express';
+import { pipeline } from 'node:stream/promises';
+import { RegistryError } from '../../registry/errors.js';
+import type { ByteRange, RepositoryBlob } from '../../registry/ports.js';
+import { assertDigest } from '../../registry/references.js';
+import type { Registry } from '../../registry/registry.js';
+import { caller, pathParam, repositoryParam, sendEmpty } from '../wire.js';
+
+const BLOB_PATH = /^\/v2\/(.+)\/blobs\/([^/]+)$/;
+
+export function registerBlobRoutes(router: Router, registry: Registry): void {
+  const { blobs } = registry;
+
+  router.head(BLOB_PATH, async (req, res) => {
+    const { actor, access } = caller(res);
+    const blob = await blobs.check(repositoryParam(req), assertDigest(pathParam(req, 1)), access, actor);
+    setBlobHeaders(res, blob);
+    res.set('Content-Length', String(blob.size)).status(200).end();
+  });
+
+  router.get(BLOB_PATH, async (req, res) => {
+    const name = repositoryParam(req);
+    const digest = assertDigest(pathParam(req, 1));
+    const blob = await blobs.get(name, digest);
+    const range = requestedRange(req, blob.size);
+    const { stream } = await blobs.read(name, digest, range ?? undefined);
+    setBlobHeaders(res, blob);
+    if (range) {
+      res.status(206).set({
+        'Content-Range': `bytes ${range.start}-${range.end}/${blob.size}`,
+        'Content-Length': String(range.end - range.start + 1),
+      });
+    } else {
+      res.status(200).set('Content-Length', String(blob.size));
+    }
+    try {
+      await pipeline(stream, res);
+    } catch {
+      // The client went away or the disk failed mid-stream: headers are gone, so just drop the connection.
+      res.destroy();
+    }
+  });
+
+  router.delete(BLOB_PATH, async (req, res) => {
+    const name = repositoryParam(req);
+    const digest = assertDigest(pathParam(req, 1));
+    if (!registry.options.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletion is disabled on this registry');
+    await blobs.delete(name, digest);
+    sendEmpty(res, 202, { 'Docker-Content-Digest': digest });
+  });
+}
+
+function setBlobHeaders(res: Response, blob: RepositoryBlob): void {
+  res.set({
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': blob.digest,
+    ETag: `"${blob.digest}"`,
+    'Accept-Ranges': 'bytes',
+    // Content under a digest never changes.
+    'Cache-Control': 'max-age=31536000',
+  });
+}
+
+/**
+ * The single byte range a GET asks for, or null for the whole blob. Multiple ranges and
+ * malformed headers are ignored (the whole blob is served), as RFC 9110 allows; a range
+ * starting past the end is 416 with the blob's size.
+ */
+function requestedRange(req: Request, size: number): ByteRange | null {
+  const header = req.headers.range;
+  if (!header) return null;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return null;
+  let start: number;
+  let end: number;
+  if (match[1] === '') {
+    const suffix = Number(match[2]);
+    if (suffix === 0) throw unsatisfiable(size);
+    start = Math.max(size - suffix, 0);
+    end = size - 1;
+  } else {
+    start = Number(match[1]);
+    if (match[2] !== '' && Number(match[2]) < start) return null; // syntactically invalid: ignore it
+    end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
+  }
+  if (start >= size) throw unsatisfiable(size);
+  return { start, end };
+}
+
+function unsatisfiable(size: number): RegistryError {
+  return new RegistryError('RANGE_INVALID', `range not satisfiable for a blob of ${size} bytes`, { size }, {
+    headers: { 'Content-Range': `bytes */${size}` },
+  });
+}

@@ -1,0 +1,21 @@
+/** Tag listing and the catalog, with the spec's `n` / `last` pagination and `Link` header. */
+import type { Router } from 'express';
+import type { Registry } from '../../registry/registry.js';
+import { nextPageLink, pageSizeParam, queryParam, repositoryParam } from '../wire.js';
+
+export function registerListingRoutes(router: Router, registry: Registry): void {
+  router.get(/^\/v2\/_catalog$/, async (req, res) => {
+    const n = pageSizeParam(req);
+    const page = await registry.listings.catalog({ n, last: queryParam(req, 'last') });
+    if (page.next !== null) res.set('Link', nextPageLink('/v2/_catalog', n ?? page.entries.length, page.next));
+    res.json({ repositories: page.entries });
+  });
+
+  router.get(/^\/v2\/(.+)\/tags\/list$/, async (req, res) => {
+    const name = repositoryParam(req);
+    const n = pageSizeParam(req);
+    const page = await registry.listings.tags(name, { n, last: queryParam(req, 'last') });
+    if (page.next !== null) res.set('Link', nextPageLink(`/v2/${name}/tags/list`, n ?? page.entries.length, page.next));
+    res.json({ name, tags: page.entries });
+  });
+}

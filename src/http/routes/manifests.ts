@@ -1,0 +1,77 @@
+/** `/v2/<name>/manifests/<reference>` (GET, HEAD, PUT, DELETE) and `/v2/<name>/referrers/<digest>`. */
+import type { Request, Router } from 'express';
+import { RegistryError } from '../../registry/errors.js';
+import { manifestTooLarge } from '../../registry/manifests.js';
+import { MEDIA_TYPES } from '../../registry/media-types.js';
+import { assertDigest } from '../../registry/references.js';
+import type { Registry } from '../../registry/registry.js';
+import { caller, contentLength, pathParam, queryParam, repositoryParam, sendEmpty } from '../wire.js';
+
+const MANIFEST_PATH = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
+
+export function registerManifestRoutes(router: Router, registry: Registry): void {
+  const { manifests } = registry;
+
+  router.get(MANIFEST_PATH, async (req, res) => {
+    const manifest = await manifests.get(repositoryParam(req), pathParam(req, 1), req.headers.accept);
+    const etag = `"${manifest.digest}"`;
+    res.set({
+      'Content-Type': manifest.mediaType,
+      'Docker-Content-Digest': manifest.digest,
+      ETag: etag,
+      'Content-Length': String(manifest.size),
+    });
+    if (req.headers['if-none-match'] === etag) {
+      res.status(304).end();
+    } else if (req.method === 'HEAD') {
+      res.status(200).end();
+    } else {
+      res.status(200).end(manifest.content);
+    }
+  });
+
+  router.put(MANIFEST_PATH, async (req, res) => {
+    const name = repositoryParam(req);
+    const body = await readLimitedBody(req, manifests.options.maxManifestBytes);
+    const result = await manifests.put(name, pathParam(req, 1), req.headers['content-type'], body, caller(res).actor);
+    const headers: Record<string, string> = {
+      Location: `/v2/${name}/manifests/${result.digest}`,
+      'Docker-Content-Digest': result.digest,
+    };
+    if (result.subject) headers['OCI-Subject'] = result.subject;
+    sendEmpty(res, 201, headers);
+  });
+
+  router.delete(MANIFEST_PATH, async (req, res) => {
+    const name = repositoryParam(req);
+    if (!registry.options.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletion is disabled on this registry');
+    await manifests.delete(name, pathParam(req, 1), caller(res).actor);
+    sendEmpty(res, 202);
+  });
+
+  router.get(/^\/v2\/(.+)\/referrers\/([^/]+)$/, async (req, res) => {
+    const name = repositoryParam(req);
+    const digest = assertDigest(pathParam(req, 1));
+    const artifactType = queryParam(req, 'artifactType');
+    const descriptors = await manifests.referrers(name, digest, artifactType);
+    if (artifactType !== undefined) res.set('OCI-Filters-Applied', 'artifactType');
+    res
+      .status(200)
+      .type(MEDIA_TYPES.ociIndex)
+      .send(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: descriptors }));
+  });
+}
+
+/** Reads a request body into memory, refusing (413) as soon as it exceeds `limit`. */
+async function readLimitedBody(req: Request, limit: number): Promise<Buffer> {
+  const declared = contentLength(req);
+  if (declared !== undefined && declared > limit) throw manifestTooLarge(limit);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req) {
+    total += (chunk as Buffer).length;
+    if (total > limit) throw manifestTooLarge(limit);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, total);
+}

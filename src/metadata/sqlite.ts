@@ -1,0 +1,390 @@
+/**
+ * The embedded metadata store: SQLite in WAL mode through better-sqlite3, every query a
+ * prepared statement. better-sqlite3 is synchronous; the async signatures are the port's,
+ * so that a PostgreSQL store can implement the same interface.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { EventType, RegistryEvent } from '../registry/events.js';
+import type {
+  Actor,
+  ManifestPutResult,
+  ManifestRecord,
+  MetadataStore,
+  NewManifest,
+  PageRequest,
+  ReferrerRecord,
+  RepositoryBlob,
+  UploadSession,
+} from '../registry/ports.js';
+import { migrate } from './migrations.js';
+
+/** SQLite's default limit on bound parameters is 32766; stay well below it per query. */
+const MAX_DIGESTS_PER_QUERY = 500;
+
+interface EventInput {
+  type: EventType;
+  repository: string;
+  tag?: string | null;
+  digest?: string | null;
+  mediaType?: string | null;
+  size?: number | null;
+  previousDigest?: string | null;
+  actor: Actor;
+}
+
+interface ManifestRow {
+  digest: string;
+  media_type: string;
+  size: number;
+  content: Buffer;
+  subject: string | null;
+  artifact_type: string | null;
+}
+
+interface EventRow {
+  seq: number;
+  id: string;
+  type: EventType;
+  repository: string;
+  tag: string | null;
+  digest: string | null;
+  media_type: string | null;
+  size: number | null;
+  previous_digest: string | null;
+  actor_name: string;
+  actor_kind: string;
+  created_at: number;
+}
+
+export class SqliteMetadataStore implements MetadataStore {
+  readonly db: Database.Database;
+  private readonly statements;
+
+  constructor(file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+    this.statements = prepareStatements(this.db);
+  }
+
+  async repositoryExists(repository: string): Promise<boolean> {
+    return this.statements.repositoryId.get(repository) !== undefined;
+  }
+
+  async listRepositories(page: PageRequest): Promise<string[]> {
+    return this.statements.listRepositories.all(page.after ?? '', page.limit ?? -1) as string[];
+  }
+
+  async getBlob(digest: string): Promise<RepositoryBlob | null> {
+    return (this.statements.getBlob.get(digest) as RepositoryBlob | undefined) ?? null;
+  }
+
+  async getRepositoryBlob(repository: string, digest: string): Promise<RepositoryBlob | null> {
+    return (this.statements.getRepositoryBlob.get(repository, digest) as RepositoryBlob | undefined) ?? null;
+  }
+
+  async linkBlob(repository: string, blob: RepositoryBlob, actor: Actor): Promise<void> {
+    this.db.transaction(() => {
+      const now = Date.now();
+      const repositoryId = this.ensureRepository(repository, actor, now);
+      this.statements.insertBlob.run(blob.digest, blob.size, now);
+      this.statements.linkBlob.run(repositoryId, blob.digest, now);
+    })();
+  }
+
+  async unlinkBlob(repository: string, digest: string): Promise<boolean> {
+    return this.statements.unlinkBlob.run(repository, digest).changes > 0;
+  }
+
+  async repositoriesWithBlob(digest: string, limit: number): Promise<string[]> {
+    return this.statements.repositoriesWithBlob.all(digest, limit) as string[];
+  }
+
+  async createUpload(session: UploadSession): Promise<void> {
+    this.statements.createUpload.run(session.id, session.repository, session.createdAt);
+  }
+
+  async getUpload(id: string): Promise<UploadSession | null> {
+    const row = this.statements.getUpload.get(id) as { id: string; repository: string; created_at: number } | undefined;
+    return row ? { id: row.id, repository: row.repository, createdAt: row.created_at } : null;
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    this.statements.deleteUpload.run(id);
+  }
+
+  async missingBlobs(repository: string, digests: string[]): Promise<string[]> {
+    return this.missing(digests, (batch) => this.linkedDigests('repository_blobs', repository, batch));
+  }
+
+  async missingManifests(repository: string, digests: string[]): Promise<string[]> {
+    return this.missing(digests, (batch) => this.linkedDigests('repository_manifests', repository, batch));
+  }
+
+  async putManifest(repository: string, manifest: NewManifest, tag: string | null, actor: Actor): Promise<ManifestPutResult> {
+    return this.db.transaction((): ManifestPutResult => {
+      const now = Date.now();
+      const existed = this.statements.repositoryId.get(repository) !== undefined;
+      const repositoryId = this.ensureRepository(repository, actor, now);
+      const inserted = this.statements.insertManifest.run(
+        manifest.digest,
+        manifest.mediaType,
+        manifest.size,
+        manifest.content,
+        manifest.subject,
+        manifest.artifactType,
+        manifest.annotations ? JSON.stringify(manifest.annotations) : null,
+        now,
+      );
+      if (inserted.changes > 0) {
+        for (const reference of manifest.references) {
+          this.statements.insertReference.run(manifest.digest, reference.digest, reference.kind);
+        }
+      }
+      this.statements.linkManifest.run(repositoryId, manifest.digest, now);
+
+      let previousTagDigest: string | null = null;
+      if (tag !== null) {
+        previousTagDigest = (this.statements.tagDigest.get(repositoryId, tag) as string | undefined) ?? null;
+        if (previousTagDigest !== manifest.digest) {
+          this.statements.upsertTag.run(repositoryId, tag, manifest.digest, now);
+          this.recordEvent(
+            {
+              type: previousTagDigest === null ? 'tag.created' : 'tag.updated',
+              repository,
+              tag,
+              digest: manifest.digest,
+              mediaType: manifest.mediaType,
+              size: manifest.size,
+              previousDigest: previousTagDigest,
+              actor,
+            },
+            now,
+          );
+        }
+      }
+      return { repositoryCreated: !existed, previousTagDigest };
+    })();
+  }
+
+  async getManifest(repository: string, digest: string): Promise<ManifestRecord | null> {
+    const row = this.statements.getManifest.get(repository, digest) as ManifestRow | undefined;
+    return row ? toManifestRecord(row) : null;
+  }
+
+  async resolveTag(repository: string, tag: string): Promise<string | null> {
+    return (this.statements.resolveTag.get(repository, tag) as string | undefined) ?? null;
+  }
+
+  async deleteManifest(repository: string, digest: string, actor: Actor): Promise<string[] | null> {
+    return this.db.transaction((): string[] | null => {
+      const repositoryId = this.statements.repositoryId.get(repository) as number | undefined;
+      if (repositoryId === undefined) return null;
+      const manifest = this.statements.getManifest.get(repository, digest) as ManifestRow | undefined;
+      if (!manifest) return null;
+      const now = Date.now();
+      const tags = this.statements.tagsForDigest.all(repositoryId, digest) as string[];
+      for (const tag of tags) {
+        this.statements.deleteTag.run(repositoryId, tag);
+        this.recordEvent({ type: 'tag.deleted', repository, tag, digest, mediaType: manifest.media_type, size: manifest.size, actor }, now);
+      }
+      this.statements.unlinkManifest.run(repositoryId, digest);
+      this.recordEvent({ type: 'manifest.deleted', repository, digest, mediaType: manifest.media_type, size: manifest.size, actor }, now);
+      return tags;
+    })();
+  }
+
+  async deleteTag(repository: string, tag: string, actor: Actor): Promise<boolean> {
+    return this.db.transaction((): boolean => {
+      const repositoryId = this.statements.repositoryId.get(repository) as number | undefined;
+      if (repositoryId === undefined) return false;
+      const digest = this.statements.tagDigest.get(repositoryId, tag) as string | undefined;
+      if (digest === undefined) return false;
+      this.statements.deleteTag.run(repositoryId, tag);
+      this.recordEvent({ type: 'tag.deleted', repository, tag, digest, actor }, Date.now());
+      return true;
+    })();
+  }
+
+  async listTags(repository: string, page: PageRequest): Promise<string[]> {
+    return this.statements.listTags.all(repository, page.after ?? '', page.limit ?? -1) as string[];
+  }
+
+  async listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerRecord[]> {
+    const rows = this.statements.listReferrers.all(repository, subject) as Array<{
+      digest: string;
+      media_type: string;
+      size: number;
+      artifact_type: string | null;
+      annotations: string | null;
+    }>;
+    return rows
+      .filter((row) => artifactType === undefined || row.artifact_type === artifactType)
+      .map((row) => ({
+        digest: row.digest,
+        mediaType: row.media_type,
+        size: row.size,
+        artifactType: row.artifact_type,
+        annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : null,
+      }));
+  }
+
+  async readEvents(afterSeq: number, limit: number): Promise<RegistryEvent[]> {
+    const rows = this.statements.readEvents.all(afterSeq, limit) as EventRow[];
+    return rows.map((row) => ({
+      id: row.id,
+      seq: row.seq,
+      type: row.type,
+      repository: row.repository,
+      tag: row.tag,
+      digest: row.digest,
+      mediaType: row.media_type,
+      size: row.size,
+      previousDigest: row.previous_digest,
+      actor: { name: row.actor_name, kind: row.actor_kind },
+      createdAt: row.created_at,
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Returns the repository's id, creating it (and its event) on first use. */
+  private ensureRepository(repository: string, actor: Actor, now: number): number {
+    const existing = this.statements.repositoryId.get(repository) as number | undefined;
+    if (existing !== undefined) return existing;
+    const id = Number(this.statements.insertRepository.run(repository, now).lastInsertRowid);
+    this.recordEvent({ type: 'repository.created', repository, actor }, now);
+    return id;
+  }
+
+  private recordEvent(event: EventInput, now: number): void {
+    this.statements.insertEvent.run(
+      randomUUID(),
+      event.type,
+      event.repository,
+      event.tag ?? null,
+      event.digest ?? null,
+      event.mediaType ?? null,
+      event.size ?? null,
+      event.previousDigest ?? null,
+      event.actor.name,
+      event.actor.kind,
+      now,
+    );
+  }
+
+  private linkedDigests(table: 'repository_blobs' | 'repository_manifests', repository: string, digests: string[]): Set<string> {
+    const placeholders = digests.map(() => '?').join(',');
+    const rows = this.db
+      .prepare(
+        `SELECT l.digest FROM ${table} l JOIN repositories r ON r.id = l.repository_id
+         WHERE r.name = ? AND l.digest IN (${placeholders})`,
+      )
+      .pluck()
+      .all(repository, ...digests) as string[];
+    return new Set(rows);
+  }
+
+  private missing(digests: string[], present: (batch: string[]) => Set<string>): string[] {
+    const unique = [...new Set(digests)];
+    const missing: string[] = [];
+    for (let i = 0; i < unique.length; i += MAX_DIGESTS_PER_QUERY) {
+      const batch = unique.slice(i, i + MAX_DIGESTS_PER_QUERY);
+      const found = present(batch);
+      missing.push(...batch.filter((digest) => !found.has(digest)));
+    }
+    return missing;
+  }
+}
+
+function toManifestRecord(row: ManifestRow): ManifestRecord {
+  return {
+    digest: row.digest,
+    mediaType: row.media_type,
+    size: row.size,
+    content: row.content,
+    subject: row.subject,
+    artifactType: row.artifact_type,
+  };
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    repositoryId: db.prepare('SELECT id FROM repositories WHERE name = ?').pluck(),
+    insertRepository: db.prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?)'),
+    listRepositories: db.prepare('SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?').pluck(),
+    getBlob: db.prepare('SELECT digest, size FROM blobs WHERE digest = ?'),
+    getRepositoryBlob: db.prepare(
+      `SELECT b.digest, b.size FROM repository_blobs l
+       JOIN repositories r ON r.id = l.repository_id JOIN blobs b ON b.digest = l.digest
+       WHERE r.name = ? AND l.digest = ?`,
+    ),
+    insertBlob: db.prepare('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING'),
+    linkBlob: db.prepare(
+      `INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)
+       ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at`,
+    ),
+    unlinkBlob: db.prepare(
+      'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?',
+    ),
+    repositoriesWithBlob: db.prepare(
+      `SELECT r.name FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id
+       WHERE l.digest = ? ORDER BY r.name LIMIT ?`,
+    ).pluck(),
+    createUpload: db.prepare('INSERT INTO uploads (id, repository, created_at) VALUES (?, ?, ?)'),
+    getUpload: db.prepare('SELECT id, repository, created_at FROM uploads WHERE id = ?'),
+    deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
+    insertManifest: db.prepare(
+      `INSERT INTO manifests (digest, media_type, size, content, subject, artifact_type, annotations, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
+    ),
+    insertReference: db.prepare(
+      'INSERT INTO manifest_references (manifest_digest, target_digest, kind) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+    ),
+    linkManifest: db.prepare(
+      `INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES (?, ?, ?)
+       ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at`,
+    ),
+    unlinkManifest: db.prepare('DELETE FROM repository_manifests WHERE repository_id = ? AND digest = ?'),
+    getManifest: db.prepare(
+      `SELECT m.digest, m.media_type, m.size, m.content, m.subject, m.artifact_type
+       FROM repository_manifests l JOIN repositories r ON r.id = l.repository_id
+       JOIN manifests m ON m.digest = l.digest
+       WHERE r.name = ? AND l.digest = ?`,
+    ),
+    tagDigest: db.prepare('SELECT digest FROM tags WHERE repository_id = ? AND name = ?').pluck(),
+    tagsForDigest: db.prepare('SELECT name FROM tags WHERE repository_id = ? AND digest = ? ORDER BY name').pluck(),
+    resolveTag: db.prepare(
+      'SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? AND t.name = ?',
+    ).pluck(),
+    upsertTag: db.prepare(
+      `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+    ),
+    deleteTag: db.prepare('DELETE FROM tags WHERE repository_id = ? AND name = ?'),
+    listTags: db.prepare(
+      `SELECT t.name FROM tags t WHERE t.repository_id = (SELECT id FROM repositories WHERE name = ?)
+       AND t.name > ? ORDER BY t.name LIMIT ?`,
+    ).pluck(),
+    listReferrers: db.prepare(
+      `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
+       FROM manifests m JOIN repository_manifests l ON l.digest = m.digest
+       JOIN repositories r ON r.id = l.repository_id
+       WHERE r.name = ? AND m.subject = ? ORDER BY m.digest`,
+    ),
+    insertEvent: db.prepare(
+      `INSERT INTO events (id, type, repository, tag, digest, media_type, size, previous_digest, actor_name, actor_kind, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    readEvents: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+  };
+}

@@ -1,0 +1,83 @@
+/** Blobs as a repository sees them: existence checks, reads, deletes and cross-repository mounts. */
+import { RegistryError } from './errors.js';
+import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob } from './ports.js';
+import type { Readable } from 'node:stream';
+
+/** How many repositories holding a blob to consider when looking for one the caller may read. */
+const MOUNT_CANDIDATES = 50;
+
+export interface BlobServiceOptions {
+  /**
+   * Answer a HEAD for a blob the registry holds (in a repository the caller may pull) by
+   * linking it into the requested repository, so pushes never re-send known layers.
+   */
+  linkKnownBlobsOnHead: boolean;
+}
+
+export class BlobService {
+  constructor(
+    private readonly store: BlobStore,
+    private readonly metadata: MetadataStore,
+    private readonly options: BlobServiceOptions,
+  ) {}
+
+  /** The blob as the repository holds it; throws BLOB_UNKNOWN otherwise. */
+  async get(repository: string, digest: string): Promise<RepositoryBlob> {
+    const blob = await this.metadata.getRepositoryBlob(repository, digest);
+    if (!blob) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
+    return blob;
+  }
+
+  /**
+   * Existence check for a push in progress (HEAD). Beyond the repository's own blobs, a blob
+   * held elsewhere that the caller may pull is linked in and reported as present.
+   */
+  async check(repository: string, digest: string, access: RepositoryAccess, actor: Actor): Promise<RepositoryBlob> {
+    const own = await this.metadata.getRepositoryBlob(repository, digest);
+    if (own) return own;
+    if (this.options.linkKnownBlobsOnHead && access.canPush(repository)) {
+      const linked = await this.mount(repository, digest, undefined, access, actor);
+      if (linked) return linked;
+    }
+    throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
+  }
+
+  async read(repository: string, digest: string, range?: ByteRange): Promise<{ blob: RepositoryBlob; stream: Readable }> {
+    const blob = await this.get(repository, digest);
+    return { blob, stream: await this.store.read(digest, range) };
+  }
+
+  /** Removes the blob from the repository; the content itself stays for others (GC reclaims it). */
+  async delete(repository: string, digest: string): Promise<void> {
+    if (!(await this.metadata.unlinkBlob(repository, digest))) {
+      throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
+    }
+  }
+
+  /**
+   * Links a blob held by another repository into `repository`. With `from`, only that
+   * repository is a source; without it, any repository the caller may pull. Null when no
+   * source qualifies, so the caller falls back to an ordinary upload.
+   */
+  async mount(
+    repository: string,
+    digest: string,
+    from: string | undefined,
+    access: RepositoryAccess,
+    actor: Actor,
+  ): Promise<RepositoryBlob | null> {
+    const already = await this.metadata.getRepositoryBlob(repository, digest);
+    if (already) return already;
+    const sources = from !== undefined ? [from] : await this.metadata.repositoriesWithBlob(digest, MOUNT_CANDIDATES);
+    for (const source of sources) {
+      if (source === repository || !access.canPull(source)) continue;
+      const blob = await this.metadata.getRepositoryBlob(source, digest);
+      if (!blob) continue;
+      // The content must really be there: metadata alone never makes a blob visible.
+      if (!(await this.store.stat(digest))) return null;
+      await this.metadata.linkBlob(repository, blob, actor);
+      return blob;
+    }
+    return null;
+  }
+}

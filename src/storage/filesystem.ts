@@ -1,0 +1,159 @@
+/**
+ * The filesystem blob driver: blobs under `<root>/blobs`, uploads under `<root>/uploads`.
+ * Commit is write → fsync → rename → fsync(dir), so a crash at any instant leaves either
+ * no blob or the whole verified blob, never a partial one under a digest.
+ */
+import { createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { RegistryError } from '../registry/errors.js';
+import type { BlobStore, ByteRange } from '../registry/ports.js';
+import { StoragePaths } from './paths.js';
+
+/** Large reads keep syscalls few when streaming multi-GiB layers. */
+const STREAM_CHUNK_BYTES = 1024 * 1024;
+
+export class FilesystemBlobStore implements BlobStore {
+  private readonly paths: StoragePaths;
+
+  private constructor(root: string) {
+    this.paths = new StoragePaths(root);
+  }
+
+  static async open(root: string): Promise<FilesystemBlobStore> {
+    const store = new FilesystemBlobStore(path.resolve(root));
+    await fs.mkdir(store.paths.blobsDir, { recursive: true });
+    await fs.mkdir(store.paths.uploadsDir, { recursive: true });
+    return store;
+  }
+
+  async stat(digest: string): Promise<{ size: number } | null> {
+    try {
+      const stats = await fs.stat(this.paths.blob(digest));
+      return { size: stats.size };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  async read(digest: string, range?: ByteRange): Promise<Readable> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.paths.blob(digest), 'r');
+    } catch (error) {
+      if (isNotFound(error)) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
+      throw error;
+    }
+    return handle.createReadStream({
+      start: range?.start,
+      end: range?.end,
+      highWaterMark: STREAM_CHUNK_BYTES,
+      autoClose: true,
+    });
+  }
+
+  async delete(digest: string): Promise<boolean> {
+    try {
+      await fs.unlink(this.paths.blob(digest));
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  async *list(): AsyncIterable<string> {
+    for (const algorithm of await readdirOrEmpty(this.paths.blobsDir)) {
+      const algorithmDir = path.join(this.paths.blobsDir, algorithm);
+      for (const prefix of await readdirOrEmpty(algorithmDir)) {
+        for (const hex of await readdirOrEmpty(path.join(algorithmDir, prefix))) {
+          yield `${algorithm}:${hex}`;
+        }
+      }
+    }
+  }
+
+  async createUpload(id: string): Promise<void> {
+    await fs.writeFile(this.paths.upload(id), new Uint8Array(0), { flag: 'wx' });
+  }
+
+  async appendUpload(id: string, source: Readable, observe?: (chunk: Buffer) => void): Promise<number> {
+    const file = this.paths.upload(id);
+    const sink = createWriteStream(file, { flags: 'r+', start: (await fs.stat(file)).size, highWaterMark: STREAM_CHUNK_BYTES });
+    if (observe) {
+      const observer = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          observe(chunk);
+          callback(null, chunk);
+        },
+      });
+      await pipeline(source, observer, sink);
+    } else {
+      await pipeline(source, sink);
+    }
+    return (await fs.stat(file)).size;
+  }
+
+  async uploadSize(id: string): Promise<number | null> {
+    try {
+      return (await fs.stat(this.paths.upload(id))).size;
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  async readUpload(id: string): Promise<Readable> {
+    const handle = await fs.open(this.paths.upload(id), 'r');
+    return handle.createReadStream({ highWaterMark: STREAM_CHUNK_BYTES, autoClose: true });
+  }
+
+  async commitUpload(id: string, digest: string): Promise<void> {
+    const uploadFile = this.paths.upload(id);
+    const blobFile = this.paths.blob(digest);
+    if (await this.stat(digest)) {
+      await this.deleteUpload(id);
+      return;
+    }
+    const handle = await fs.open(uploadFile, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const blobDir = path.dirname(blobFile);
+    await fs.mkdir(blobDir, { recursive: true });
+    await fs.rename(uploadFile, blobFile);
+    await syncDirectory(blobDir);
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await fs.rm(this.paths.upload(id), { force: true });
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+}
+
+/** Makes a rename durable: the directory entry itself must reach the disk. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

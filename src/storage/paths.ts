@@ -1,0 +1,37 @@
+/**
+ * The on-disk layout of the filesystem driver:
+ *
+ *   <root>/
+ *     blobs/<algorithm>/<first two hex>/<hex>   committed, verified blob content
+ *     uploads/<uuid>                            an upload in progress (temporary)
+ *
+ * Uploads live on the same filesystem as blobs so that committing one is an atomic rename.
+ * Names are built only from digests and upload ids that were validated first; these
+ * checks keep a bad caller from ever escaping the root.
+ */
+import path from 'node:path';
+
+const SAFE_DIGEST = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/;
+const SAFE_UPLOAD_ID = /^[a-zA-Z0-9-]{1,64}$/;
+
+export class StoragePaths {
+  readonly blobsDir: string;
+  readonly uploadsDir: string;
+
+  constructor(readonly root: string) {
+    this.blobsDir = path.join(root, 'blobs');
+    this.uploadsDir = path.join(root, 'uploads');
+  }
+
+  blob(digest: string): string {
+    const match = SAFE_DIGEST.exec(digest);
+    if (!match) throw new Error(`refusing unsafe digest path: ${digest}`);
+    const [, algorithm, hex] = match as unknown as [string, string, string];
+    return path.join(this.blobsDir, algorithm, hex.slice(0, 2), hex);
+  }
+
+  upload(id: string): string {
+    if (!SAFE_UPLOAD_ID.test(id)) throw new Error(`refusing unsafe upload id: ${id}`);
+    return path.join(this.uploadsDir, id);
+  }
+}
