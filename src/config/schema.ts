@@ -17,6 +17,11 @@ export const configSchema = z
           .regex(HOST_PORT, 'must be host:port, e.g. 0.0.0.0:5000')
           .refine((addr) => Number(HOST_PORT.exec(addr)?.[2]) <= 65535, 'port must be at most 65535')
           .default('0.0.0.0:5000'),
+        /**
+         * The registry's public base URL (https://registry.example.com), used where an absolute
+         * address must be given out (token realm, webhook payloads). Unset: derived from requests.
+         */
+        publicUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
       })
       .strict()
       .prefault({}),

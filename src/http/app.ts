@@ -4,6 +4,7 @@
  */
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import { createMetrics } from '../observability/metrics.js';
 import { isRegistryError, RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/registry.js';
 import { registerBaseRoutes } from './routes/base.js';
@@ -26,6 +27,11 @@ export function createApp({ registry, logger, authenticate }: AppDependencies): 
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+
+  const metrics = createMetrics(registry.stats);
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.metrics());
+  });
 
   const v2 = express.Router({ caseSensitive: true, strict: true });
   v2.use((_req, res, next) => {

@@ -1,11 +1,20 @@
 /**
- * Schema migrations, applied in order; `PRAGMA user_version` remembers how far a database
- * got. Never edit a migration that has shipped: add a new one.
+ * Schema migrations, applied in list order. Each has a unique name recorded in
+ * `schema_migrations` once applied, so features developed side by side can each add their
+ * own without fighting over a version number. Never edit a migration that has shipped: add
+ * a new one at the end.
  */
 import type Database from 'better-sqlite3';
 
-const MIGRATIONS: string[] = [
-  `
+export interface Migration {
+  name: string;
+  sql: string;
+}
+
+const MIGRATIONS: Migration[] = [
+  {
+    name: 'core',
+    sql: `
   CREATE TABLE repositories (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -90,14 +99,20 @@ const MIGRATIONS: string[] = [
     created_at      INTEGER NOT NULL
   );
   `,
+  },
 ];
 
-export function migrate(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  for (let version = current; version < MIGRATIONS.length; version++) {
+export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    name       TEXT PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+  ) WITHOUT ROWID`);
+  const applied = new Set(db.prepare('SELECT name FROM schema_migrations').pluck().all() as string[]);
+  for (const migration of migrations) {
+    if (applied.has(migration.name)) continue;
     db.transaction(() => {
-      db.exec(MIGRATIONS[version]!);
-      db.pragma(`user_version = ${version + 1}`);
+      db.exec(migration.sql);
+      db.prepare('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)').run(migration.name, Date.now());
     })();
   }
 }

@@ -2,6 +2,7 @@
 import { RegistryError } from './errors.js';
 import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob } from './ports.js';
 import type { Readable } from 'node:stream';
+import type { RegistryStats } from './stats.js';
 
 /** How many repositories holding a blob to consider when looking for one the caller may read. */
 const MOUNT_CANDIDATES = 50;
@@ -19,6 +20,7 @@ export class BlobService {
     private readonly store: BlobStore,
     private readonly metadata: MetadataStore,
     private readonly options: BlobServiceOptions,
+    private readonly stats: RegistryStats,
   ) {}
 
   /** The blob as the repository holds it; throws BLOB_UNKNOWN otherwise. */
@@ -76,6 +78,7 @@ export class BlobService {
       // The content must really be there: metadata alone never makes a blob visible.
       if (!(await this.store.stat(digest))) return null;
       await this.metadata.linkBlob(repository, blob, actor);
+      this.stats.blobsMounted++;
       return blob;
     }
     return null;

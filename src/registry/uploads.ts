@@ -11,6 +11,7 @@ import { createDigester, digestOf, digestStream } from './digests.js';
 import { RegistryError } from './errors.js';
 import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryBlob, UploadSession } from './ports.js';
 import { parseDigest } from './references.js';
+import type { RegistryStats } from './stats.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -42,6 +43,7 @@ export class UploadService {
   constructor(
     private readonly store: BlobStore,
     private readonly metadata: MetadataStore,
+    private readonly stats: RegistryStats,
   ) {}
 
   async start(repository: string): Promise<UploadStatus> {
@@ -87,6 +89,7 @@ export class UploadService {
         });
       }
       await this.store.commitUpload(id, digest);
+      this.stats.blobsCommitted++;
       const blob = { digest, size };
       await this.metadata.linkBlob(repository, blob, actor);
       await this.metadata.deleteUpload(id);
@@ -139,7 +142,10 @@ export class UploadService {
     running.size = -1; // invalid until the write completes
     let newSize: number;
     try {
-      newSize = await this.store.appendUpload(id, chunk.body, (bytes) => running.hash.update(bytes));
+      newSize = await this.store.appendUpload(id, chunk.body, (bytes) => {
+        running.hash.update(bytes);
+        this.stats.uploadedBytes += bytes.length;
+      });
     } catch (error) {
       this.runningHashes.delete(id);
       throw error;

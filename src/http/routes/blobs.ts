@@ -34,8 +34,10 @@ export function registerBlobRoutes(router: Router, registry: Registry): void {
     } else {
       res.status(200).set('Content-Length', String(blob.size));
     }
+    const served = range ? range.end - range.start + 1 : blob.size;
     try {
       await pipeline(stream, res);
+      registry.stats.servedBytes += served;
     } catch {
       // The client went away or the disk failed mid-stream: headers are gone, so just drop the connection.
       res.destroy();

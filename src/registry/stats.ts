@@ -1,0 +1,14 @@
+/**
+ * Running totals the domain keeps about the work it did. Plain numbers, so the registry
+ * stays free of any metrics library; the metrics module reads them on scrape.
+ */
+export class RegistryStats {
+  /** Bytes written into upload sessions (what clients actually sent). */
+  uploadedBytes = 0;
+  /** Blobs made durable from uploads (new content or a re-upload of known content). */
+  blobsCommitted = 0;
+  /** Blobs made visible in a repository without an upload: mounts and links on HEAD. */
+  blobsMounted = 0;
+  /** Blob bytes served by GET (full or ranged). */
+  servedBytes = 0;
+}
