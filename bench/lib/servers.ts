@@ -1,0 +1,146 @@
+/**
+ * Starts the two registries under test on loopback — this project's (as `npm start` runs it)
+ * and CNCF distribution (Debian's `docker-registry`) — each on a fresh storage folder, and
+ * reads their CPU time and memory from /proc.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+
+export interface BenchServer {
+  name: 'ours' | 'distribution';
+  /** host:port */
+  host: string;
+  root: string;
+  pid: number;
+  /** Milliseconds from spawn until GET /v2/ answered. */
+  startupMs: number;
+  stop(): Promise<void>;
+}
+
+const PROJECT_ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startOurs(root: string, env: Record<string, string> = {}): Promise<BenchServer> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
+      REGISTRY_STORAGE_ROOT: root,
+      REGISTRY_LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return waitReady('ours', child, `127.0.0.1:${port}`, root);
+}
+
+export async function startDistribution(root: string): Promise<BenchServer> {
+  const port = await freePort();
+  await fs.mkdir(root, { recursive: true });
+  const configFile = path.join(root, '..', `${path.basename(root)}-config.yml`);
+  await fs.writeFile(
+    configFile,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: warn',
+      '  accesslog:',
+      '    disabled: true',
+      'storage:',
+      '  cache:',
+      '    blobdescriptor: inmemory',
+      '  filesystem:',
+      `    rootdirectory: ${root}`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', 'ignore', 'ignore'] });
+  return waitReady('distribution', child, `127.0.0.1:${port}`, root);
+}
+
+async function waitReady(name: BenchServer['name'], child: ChildProcess, host: string, root: string): Promise<BenchServer> {
+  const started = performance.now();
+  const deadline = Date.now() + 60_000;
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  for (;;) {
+    if (exited) throw new Error(`${name} registry exited during start-up`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${name} registry did not answer on ${host} within 60 s`);
+    }
+    try {
+      const response = await fetch(`http://${host}/v2/`);
+      if (response.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const startupMs = performance.now() - started;
+  return {
+    name,
+    host,
+    root,
+    pid: child.pid!,
+    startupMs,
+    async stop() {
+      if (exited) return;
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** User + system CPU seconds the process has used so far. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields after the command: state is index 0, utime 11, stime 12 (in clock ticks, 100/s on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Resident memory of the process now, in bytes. */
+export async function rssBytes(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+/** Samples RSS every `intervalMs` while `work` runs; returns its result and the peak seen. */
+export async function withPeakRss<T>(pid: number, work: () => Promise<T>, intervalMs = 25): Promise<{ result: T; peakRss: number }> {
+  let peak = await rssBytes(pid);
+  const timer = setInterval(() => {
+    rssBytes(pid).then(
+      (rss) => (peak = Math.max(peak, rss)),
+      () => undefined,
+    );
+  }, intervalMs);
+  try {
+    const result = await work();
+    return { result, peakRss: Math.max(peak, await rssBytes(pid)) };
+  } finally {
+    clearInterval(timer);
+  }
+}
