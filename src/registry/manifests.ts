@@ -5,7 +5,8 @@
 import { digestBytes } from './digests.js';
 import { RegistryError } from './errors.js';
 import { accepts, bareMediaType, isSchema1, manifestKind, MEDIA_TYPES } from './media-types.js';
-import type { Actor, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord } from './ports.js';
+import { immutableTagDeleted, immutableTagMoved, LifecyclePolicies, quotaExceeded } from './policies.js';
+import type { Actor, ManifestDeleteState, ManifestPutGuard, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord } from './ports.js';
 import { parseDigest, parseManifestReference, type ManifestReference } from './references.js';
 
 export interface Descriptor {
@@ -28,10 +29,16 @@ export interface ManifestServiceOptions {
   maxManifestBytes: number;
 }
 
+export interface ManifestDeleteOptions {
+  /** Delete a manifest even though an index of the repository lists it (the index then lacks it). */
+  force?: boolean;
+}
+
 export class ManifestService {
   constructor(
     private readonly metadata: MetadataStore,
     readonly options: ManifestServiceOptions,
+    private readonly policies: LifecyclePolicies = new LifecyclePolicies(),
   ) {}
 
   async put(repository: string, reference: string, contentType: string | undefined, body: Buffer, actor: Actor): Promise<PutManifestResult> {
@@ -46,7 +53,8 @@ export class ManifestService {
     }
     const manifest = parseManifest(body, bareMediaType(contentType), digest);
     await this.checkReferencesPresent(repository, manifest);
-    await this.metadata.putManifest(repository, manifest, target.kind === 'tag' ? target.tag : null, actor);
+    const tag = target.kind === 'tag' ? target.tag : null;
+    await this.metadata.putManifest(repository, manifest, tag, actor, this.putGuard(repository, tag, digest));
     return { digest, subject: manifest.subject };
   }
 
@@ -64,13 +72,24 @@ export class ManifestService {
     return manifest;
   }
 
-  /** Deletes by digest (the manifest and its tags) or by tag (the tag alone, spec 1.1). */
-  async delete(repository: string, reference: string, actor: Actor): Promise<void> {
+  /**
+   * Deletes by digest (the manifest and its tags) or by tag (the tag alone, spec 1.1). Refused
+   * (DENIED) when it would delete an immutable tag, and (MANIFEST_REFERENCED) when an index of
+   * the repository lists the manifest, unless `force`.
+   */
+  async delete(repository: string, reference: string, actor: Actor, options: ManifestDeleteOptions = {}): Promise<void> {
     const target = parseManifestReference(reference);
-    const deleted =
-      target.kind === 'digest'
-        ? (await this.metadata.deleteManifest(repository, target.digest, actor)) !== null
-        : await this.metadata.deleteTag(repository, target.tag, actor);
+    let deleted: boolean;
+    if (target.kind === 'digest') {
+      const guard = (state: ManifestDeleteState) => this.checkDeletable(repository, target.digest, state, options);
+      deleted = (await this.metadata.deleteManifest(repository, target.digest, actor, guard)) !== null;
+    } else {
+      const rule = this.policies.immutableRule(repository, target.tag);
+      if (rule && (await this.metadata.resolveTag(repository, target.tag)) !== null) {
+        throw immutableTagDeleted(repository, target.tag, rule);
+      }
+      deleted = await this.metadata.deleteTag(repository, target.tag, actor);
+    }
     if (!deleted) throw await this.unknown(repository, reference);
   }
 
@@ -79,6 +98,41 @@ export class ManifestService {
     parseDigest(digest);
     const records = await this.metadata.listReferrers(repository, digest, artifactType);
     return records.map(toDescriptor);
+  }
+
+  /** The checks a push runs inside its metadata transaction: immutable tags and the quota. */
+  private putGuard(repository: string, tag: string | null, digest: string): ManifestPutGuard {
+    const guard: ManifestPutGuard = {};
+    const rule = tag === null ? null : this.policies.immutableRule(repository, tag);
+    if (rule && tag !== null) {
+      guard.tag = (current) => {
+        // Re-pushing the digest the tag already names changes nothing and is allowed.
+        if (current !== null && current !== digest) throw immutableTagMoved(repository, tag, rule, current);
+      };
+    }
+    const quota = this.policies.quota(repository);
+    if (quota) {
+      guard.quota = ({ before, after }) => {
+        // A push that adds nothing is never refused, even when a lowered quota is already exceeded.
+        if (after > quota.maxBytes && after > before) throw quotaExceeded(repository, quota, after);
+      };
+    }
+    return guard;
+  }
+
+  private checkDeletable(repository: string, digest: string, state: ManifestDeleteState, options: ManifestDeleteOptions): void {
+    for (const tag of state.tags) {
+      const rule = this.policies.immutableRule(repository, tag);
+      if (rule) throw immutableTagDeleted(repository, tag, rule);
+    }
+    if (state.referencedBy.length > 0 && !options.force) {
+      throw new RegistryError(
+        'MANIFEST_REFERENCED',
+        `manifest ${digest} is listed by index ${state.referencedBy[0]} in ${repository}; ` +
+          'delete the index first, or delete with ?force=true to leave the index without it',
+        { digest, indexes: state.referencedBy },
+      );
+    }
   }
 
   private async resolve(repository: string, target: ManifestReference): Promise<string | null> {
@@ -105,11 +159,11 @@ export class ManifestService {
     }
     const missingChildren = children.length ? await this.metadata.missingManifests(repository, children) : [];
     if (missingChildren.length) {
+      // Spec 1.1: a manifest refused for missing content answers MANIFEST_BLOB_UNKNOWN, child manifests included.
       throw new RegistryError(
-        'MANIFEST_UNKNOWN',
+        'MANIFEST_BLOB_UNKNOWN',
         `index references manifest ${missingChildren[0]}, which is not in repository ${repository}`,
         { digests: missingChildren },
-        { status: 400 },
       );
     }
   }
@@ -164,7 +218,8 @@ export function parseManifest(body: Buffer, contentType: string | undefined, dig
     size: body.length,
     content: body,
     subject: subject?.digest ?? null,
-    artifactType: artifactType ?? (kind === 'image' ? configMediaType(json) : null),
+    // An empty artifactType counts as none (spec 1.1): the config's media type stands in.
+    artifactType: artifactType || (kind === 'image' ? configMediaType(json) : null),
     annotations,
     references,
   };

@@ -9,6 +9,6 @@ export class RegistryStats {
   blobsCommitted = 0;
   /** Blobs made visible in a repository without an upload: mounts and links on HEAD. */
   blobsMounted = 0;
-  /** Blob bytes served by GET (full or ranged). */
+  /** Blob bytes served by GET (full or ranged), counted as they are sent. */
   servedBytes = 0;
 }

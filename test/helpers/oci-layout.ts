@@ -64,10 +64,22 @@ async function writeBlob(dir: string, bytes: Buffer): Promise<string> {
   return digest;
 }
 
-/** Writes an OCI layout with one image (tag `latest`) made of the given layers. */
-export async function buildOciImage(dir: string, layers: LayerSpec[], options: { architecture?: string } = {}): Promise<BuiltImage> {
+/** One image's manifest written into a layout's blobs, before any index points at it. */
+interface WrittenManifest {
+  manifestDigest: string;
+  manifestSize: number;
+  configDigest: string;
+  layerDigests: string[];
+  layerSizes: number[];
+}
+
+async function initLayout(dir: string): Promise<void> {
   await fs.mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
   await fs.writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+}
+
+/** Writes an image's layers, config and manifest as blobs of the layout. */
+async function writeImage(dir: string, layers: LayerSpec[], architecture: string): Promise<WrittenManifest> {
   const layerDigests: string[] = [];
   const layerSizes: number[] = [];
   const diffIds: string[] = [];
@@ -80,7 +92,7 @@ export async function buildOciImage(dir: string, layers: LayerSpec[], options: {
   }
   const config = Buffer.from(
     JSON.stringify({
-      architecture: options.architecture ?? 'amd64',
+      architecture,
       os: 'linux',
       config: {},
       rootfs: { type: 'layers', diff_ids: diffIds },
@@ -100,19 +112,66 @@ export async function buildOciImage(dir: string, layers: LayerSpec[], options: {
     }),
   );
   const manifestDigest = await writeBlob(dir, manifest);
+  return { manifestDigest, manifestSize: manifest.length, configDigest, layerDigests, layerSizes };
+}
+
+/** Writes index.json with a single entry tagged `latest`. */
+async function writeLayoutIndex(dir: string, mediaType: string, digest: string, size: number): Promise<void> {
   await fs.writeFile(
     path.join(dir, 'index.json'),
     JSON.stringify({
       schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          digest: manifestDigest,
-          size: manifest.length,
-          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
-        },
-      ],
+      manifests: [{ mediaType, digest, size, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
     }),
   );
+}
+
+/** Writes an OCI layout with one image (tag `latest`) made of the given layers. */
+export async function buildOciImage(dir: string, layers: LayerSpec[], options: { architecture?: string } = {}): Promise<BuiltImage> {
+  await initLayout(dir);
+  const image = await writeImage(dir, layers, options.architecture ?? 'amd64');
+  await writeLayoutIndex(dir, 'application/vnd.oci.image.manifest.v1+json', image.manifestDigest, image.manifestSize);
+  const { manifestDigest, configDigest, layerDigests, layerSizes } = image;
   return { dir, manifestDigest, configDigest, layerDigests, layerSizes };
+}
+
+export interface PlatformSpec {
+  /** OCI architecture, e.g. amd64, arm64. */
+  architecture: string;
+  layers: LayerSpec[];
+}
+
+export interface BuiltIndex {
+  dir: string;
+  /** Digest of the image index blob that index.json tags `latest`. */
+  indexDigest: string;
+  /** One image per platform, in the order given. */
+  images: (BuiltImage & { architecture: string })[];
+}
+
+/**
+ * Writes an OCI layout whose `latest` is a multi-platform image index: one linux image per
+ * platform, each listed in the index with its `platform`.
+ */
+export async function buildOciIndex(dir: string, platforms: PlatformSpec[]): Promise<BuiltIndex> {
+  await initLayout(dir);
+  const images: BuiltIndex['images'] = [];
+  const descriptors: object[] = [];
+  for (const { architecture, layers } of platforms) {
+    const image = await writeImage(dir, layers, architecture);
+    const { manifestDigest, configDigest, layerDigests, layerSizes } = image;
+    images.push({ dir, architecture, manifestDigest, configDigest, layerDigests, layerSizes });
+    descriptors.push({
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: manifestDigest,
+      size: image.manifestSize,
+      platform: { architecture, os: 'linux' },
+    });
+  }
+  const index = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: descriptors }),
+  );
+  const indexDigest = await writeBlob(dir, index);
+  await writeLayoutIndex(dir, 'application/vnd.oci.image.index.v1+json', indexDigest, index.length);
+  return { dir, indexDigest, images };
 }

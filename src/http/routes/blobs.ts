@@ -34,10 +34,14 @@ export function registerBlobRoutes(router: Router, registry: Registry): void {
     } else {
       res.status(200).set('Content-Length', String(blob.size));
     }
-    const served = range ? range.end - range.start + 1 : blob.size;
+    // Count bytes as they go out: a client that has everything may hang up before the file
+    // stream reports its end, which fails the pipeline although the whole blob was delivered.
+    const piping = pipeline(stream, res);
+    stream.on('data', (chunk: Buffer) => {
+      registry.stats.servedBytes += chunk.length;
+    });
     try {
-      await pipeline(stream, res);
-      registry.stats.servedBytes += served;
+      await piping;
     } catch {
       // The client went away or the disk failed mid-stream: headers are gone, so just drop the connection.
       res.destroy();

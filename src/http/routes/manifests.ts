@@ -21,7 +21,7 @@ export function registerManifestRoutes(router: Router, registry: Registry): void
       ETag: etag,
       'Content-Length': String(manifest.size),
     });
-    if (req.headers['if-none-match'] === etag) {
+    if (etagMatches(req.headers['if-none-match'], etag)) {
       res.status(304).end();
     } else if (req.method === 'HEAD') {
       res.status(200).end();
@@ -45,7 +45,8 @@ export function registerManifestRoutes(router: Router, registry: Registry): void
   router.delete(MANIFEST_PATH, async (req, res) => {
     const name = repositoryParam(req);
     if (!registry.options.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletion is disabled on this registry');
-    await manifests.delete(name, pathParam(req, 1), caller(res).actor);
+    // ?force=true deletes a manifest even though an index of the repository still lists it.
+    await manifests.delete(name, pathParam(req, 1), caller(res).actor, { force: queryParam(req, 'force') === 'true' });
     sendEmpty(res, 202);
   });
 
@@ -55,10 +56,18 @@ export function registerManifestRoutes(router: Router, registry: Registry): void
     const artifactType = queryParam(req, 'artifactType');
     const descriptors = await manifests.referrers(name, digest, artifactType);
     if (artifactType !== undefined) res.set('OCI-Filters-Applied', 'artifactType');
-    res
-      .status(200)
-      .type(MEDIA_TYPES.ociIndex)
-      .send(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: descriptors }));
+    // A Buffer, not a string: Express would append `; charset=utf-8` to the index media type.
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: descriptors }));
+    res.status(200).type(MEDIA_TYPES.ociIndex).send(index);
+  });
+}
+
+/** RFC 9110 If-None-Match: `*` or a list of entity tags, compared weakly (a `W/` prefix is ignored). */
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((entry) => {
+    const candidate = entry.trim().replace(/^W\//, '');
+    return candidate === '*' || candidate === etag;
   });
 }
 

@@ -1,0 +1,233 @@
+/**
+ * The contract every BlobStore driver must meet, written once and run against each driver
+ * (the filesystem driver today; an object-storage driver later), so that the registry domain
+ * can rely on the port's promises and not on one driver's habits.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { isRegistryError } from '../../src/registry/errors.js';
+import type { BlobStore } from '../../src/registry/ports.js';
+
+export interface BlobStoreFixture {
+  store: BlobStore;
+  /** Releases whatever the store holds (temporary folders, buckets). */
+  cleanup(): Promise<void>;
+}
+
+function sha256(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function listAll(store: BlobStore): Promise<string[]> {
+  const digests: string[] = [];
+  for await (const digest of store.list()) digests.push(digest);
+  return digests;
+}
+
+async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(isRegistryError(error), `expected a RegistryError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    return true;
+  });
+}
+
+export function blobStoreContract(name: string, makeStore: () => Promise<BlobStoreFixture>): void {
+  describe(`BlobStore contract: ${name}`, () => {
+    let fixture: BlobStoreFixture;
+    let store: BlobStore;
+    before(async () => {
+      fixture = await makeStore();
+      store = fixture.store;
+    });
+    after(() => fixture.cleanup());
+
+    /** Uploads `bytes` in the given pieces and commits them under their digest. */
+    async function putBlob(bytes: Buffer, pieces: Buffer[] = [bytes]): Promise<string> {
+      const id = randomUUID();
+      await store.createUpload(id);
+      for (const piece of pieces) await store.appendUpload(id, Readable.from([piece]));
+      const digest = sha256(bytes);
+      await store.commitUpload(id, digest);
+      return digest;
+    }
+
+    describe('uploads', () => {
+      it('creates an empty upload', async () => {
+        const id = randomUUID();
+        await store.createUpload(id);
+        assert.equal(await store.uploadSize(id), 0);
+      });
+
+      it('reports no size for an upload that does not exist', async () => {
+        assert.equal(await store.uploadSize(randomUUID()), null);
+      });
+
+      it('appends streams in order, resolving with the new size and showing every byte to observe', async () => {
+        const id = randomUUID();
+        await store.createUpload(id);
+        const observed: Buffer[] = [];
+        const observe = (chunk: Buffer) => observed.push(Buffer.from(chunk));
+        assert.equal(await store.appendUpload(id, Readable.from([Buffer.from('hello '), Buffer.from('there ')]), observe), 12);
+        assert.equal(await store.appendUpload(id, Readable.from([Buffer.from('world')]), observe), 17);
+        assert.equal(await store.uploadSize(id), 17);
+        assert.equal(Buffer.concat(observed).toString(), 'hello there world');
+        assert.equal((await collect(await store.readUpload(id))).toString(), 'hello there world');
+      });
+
+      it('appends an empty stream without changing the size', async () => {
+        const id = randomUUID();
+        await store.createUpload(id);
+        await store.appendUpload(id, Readable.from([Buffer.from('abc')]));
+        assert.equal(await store.appendUpload(id, Readable.from([])), 3);
+      });
+
+      it('deletes an upload, and deleting it again is harmless', async () => {
+        const id = randomUUID();
+        await store.createUpload(id);
+        await store.appendUpload(id, Readable.from([Buffer.from('discard me')]));
+        await store.deleteUpload(id);
+        assert.equal(await store.uploadSize(id), null);
+        await store.deleteUpload(id);
+      });
+    });
+
+    describe('commit', () => {
+      it('makes the blob visible under its digest only once committed', async () => {
+        const bytes = Buffer.from(`committed ${randomUUID()}`);
+        const digest = sha256(bytes);
+        const id = randomUUID();
+        await store.createUpload(id);
+        await store.appendUpload(id, Readable.from([bytes]));
+        assert.equal(await store.stat(digest), null);
+        await rejectsWithCode(store.read(digest), 'BLOB_UNKNOWN');
+        assert.ok(!(await listAll(store)).includes(digest));
+
+        await store.commitUpload(id, digest);
+        assert.deepEqual(await store.stat(digest), { size: bytes.length });
+        assert.ok(bytes.equals(await collect(await store.read(digest))));
+        assert.ok((await listAll(store)).includes(digest));
+        assert.equal(await store.uploadSize(id), null, 'the upload is gone once committed');
+      });
+
+      it('commits content appended in several pieces as one blob', async () => {
+        const bytes = Buffer.from(`one two three ${randomUUID()}`);
+        const digest = await putBlob(bytes, [bytes.subarray(0, 4), bytes.subarray(4, 8), bytes.subarray(8)]);
+        assert.ok(bytes.equals(await collect(await store.read(digest))));
+      });
+
+      it('commits an empty blob', async () => {
+        const digest = await putBlob(Buffer.alloc(0));
+        assert.deepEqual(await store.stat(digest), { size: 0 });
+        assert.equal((await collect(await store.read(digest))).length, 0);
+      });
+
+      it('commits under a sha512 digest', async () => {
+        const bytes = Buffer.from(`sha512 ${randomUUID()}`);
+        const id = randomUUID();
+        await store.createUpload(id);
+        await store.appendUpload(id, Readable.from([bytes]));
+        const digest = `sha512:${createHash('sha512').update(bytes).digest('hex')}`;
+        await store.commitUpload(id, digest);
+        assert.ok(bytes.equals(await collect(await store.read(digest))));
+      });
+
+      it('leaves an already stored blob untouched and discards the new upload', async () => {
+        const original = Buffer.from(`original ${randomUUID()}`);
+        const digest = await putBlob(original);
+        const id = randomUUID();
+        await store.createUpload(id);
+        await store.appendUpload(id, Readable.from([Buffer.from('impostor content of another length')]));
+        await store.commitUpload(id, digest);
+        assert.deepEqual(await store.stat(digest), { size: original.length });
+        assert.ok(original.equals(await collect(await store.read(digest))));
+        assert.equal(await store.uploadSize(id), null);
+      });
+    });
+
+    describe('reads', () => {
+      let digest: string;
+      before(async () => {
+        digest = await putBlob(Buffer.from('0123456789'));
+      });
+
+      it('reads an inclusive byte range', async () => {
+        assert.equal((await collect(await store.read(digest, { start: 2, end: 5 }))).toString(), '2345');
+      });
+
+      it('reads a single byte, the first and the last', async () => {
+        assert.equal((await collect(await store.read(digest, { start: 0, end: 0 }))).toString(), '0');
+        assert.equal((await collect(await store.read(digest, { start: 9, end: 9 }))).toString(), '9');
+      });
+
+      it('reads the whole blob as a range', async () => {
+        assert.equal((await collect(await store.read(digest, { start: 0, end: 9 }))).toString(), '0123456789');
+      });
+
+      it('rejects reading a missing blob with BLOB_UNKNOWN', async () => {
+        await rejectsWithCode(store.read(sha256(Buffer.from(`missing ${randomUUID()}`))), 'BLOB_UNKNOWN');
+      });
+
+      it('reports no stat for a missing blob', async () => {
+        assert.equal(await store.stat(sha256(Buffer.from(`missing ${randomUUID()}`))), null);
+      });
+    });
+
+    describe('delete and list', () => {
+      it('deletes a blob: true, then gone from stat, read and list; false the second time', async () => {
+        const digest = await putBlob(Buffer.from(`to delete ${randomUUID()}`));
+        assert.equal(await store.delete(digest), true);
+        assert.equal(await store.stat(digest), null);
+        await rejectsWithCode(store.read(digest), 'BLOB_UNKNOWN');
+        assert.ok(!(await listAll(store)).includes(digest));
+        assert.equal(await store.delete(digest), false);
+      });
+
+      it('lists every committed blob once, and no uploads in progress', async () => {
+        const committed = [await putBlob(Buffer.from(`list a ${randomUUID()}`)), await putBlob(Buffer.from(`list b ${randomUUID()}`))];
+        const pending = randomUUID();
+        await store.createUpload(pending);
+        await store.appendUpload(pending, Readable.from([Buffer.from('pending')]));
+        const listed = await listAll(store);
+        for (const digest of committed) assert.equal(listed.filter((d) => d === digest).length, 1);
+        assert.ok(!listed.includes(sha256(Buffer.from('pending'))));
+        for (const digest of listed) assert.match(digest, /^sha(256|512):[a-f0-9]+$/);
+      });
+    });
+
+    describe('path safety', () => {
+      const unsafeDigests = ['../../../etc/passwd', 'sha256:../../x', `sha256:${'a'.repeat(63)}/`, 'sha256:', `../sha256:${'a'.repeat(64)}`];
+      const unsafeIds = ['../escape', 'a/b', '..', '', 'x'.repeat(65), 'id with space'];
+
+      it('rejects unsafe digests in stat, read, delete and commit', async () => {
+        const id = randomUUID();
+        await store.createUpload(id);
+        for (const digest of unsafeDigests) {
+          await assert.rejects(store.stat(digest), `stat ${digest}`);
+          await assert.rejects(store.read(digest), `read ${digest}`);
+          await assert.rejects(store.delete(digest), `delete ${digest}`);
+          await assert.rejects(store.commitUpload(id, digest), `commit ${digest}`);
+        }
+      });
+
+      it('rejects unsafe upload ids everywhere', async () => {
+        for (const id of unsafeIds) {
+          await assert.rejects(store.createUpload(id), `create ${id}`);
+          await assert.rejects(store.appendUpload(id, Readable.from([Buffer.from('x')])), `append ${id}`);
+          await assert.rejects(store.uploadSize(id), `size ${id}`);
+          await assert.rejects(store.readUpload(id), `read ${id}`);
+          await assert.rejects(store.deleteUpload(id), `delete ${id}`);
+          await assert.rejects(store.commitUpload(id, sha256(Buffer.from('x'))), `commit ${id}`);
+        }
+      });
+    });
+  });
+}
