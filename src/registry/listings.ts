@@ -25,6 +25,11 @@ export interface ListingOptions {
   maxPageSize: number;
 }
 
+/** Most repository names one filtered catalog request reads from the index. */
+export const CATALOG_SCAN_LIMIT = 100_000;
+const FILTER_BATCH_MIN = 100;
+const FILTER_BATCH_MAX = 1_000;
+
 export class ListingService {
   constructor(
     private readonly metadata: MetadataStore,
@@ -39,10 +44,43 @@ export class ListingService {
     return this.page(query, query.n, (limit, after) => this.metadata.listTags(repository, { limit, after }));
   }
 
-  async catalog(query: PageQuery): Promise<Page> {
-    return this.page(query, query.n ?? this.options.defaultCatalogPageSize, (limit, after) =>
-      this.metadata.listRepositories({ limit, after }),
-    );
+  /**
+   * Repositories in lexical order. With `visible`, only those it accepts (what the caller may
+   * pull) are listed: the index is paged forward and filtered as it goes, reading at most
+   * `CATALOG_SCAN_LIMIT` names per request.
+   */
+  async catalog(query: PageQuery, visible?: (repository: string) => boolean): Promise<Page> {
+    const requested = query.n ?? this.options.defaultCatalogPageSize;
+    const fetch = (limit: number | undefined, after: string | undefined) => this.metadata.listRepositories({ limit, after });
+    if (!visible) return this.page(query, requested, fetch);
+    return this.filteredPage(query, Math.min(requested, this.options.maxPageSize), visible, fetch);
+  }
+
+  private async filteredPage(
+    query: PageQuery,
+    size: number,
+    visible: (entry: string) => boolean,
+    fetch: (limit: number, after: string | undefined) => Promise<string[]>,
+  ): Promise<Page> {
+    if (size === 0) return { entries: [], next: null };
+    const batch = Math.min(Math.max(size + 1, FILTER_BATCH_MIN), FILTER_BATCH_MAX);
+    const entries: string[] = [];
+    let after = query.last;
+    for (let scanned = 0; scanned < CATALOG_SCAN_LIMIT; ) {
+      const rows = await fetch(batch, after);
+      scanned += rows.length;
+      for (const row of rows) {
+        if (!visible(row)) continue;
+        // One visible entry beyond the page tells that another page follows.
+        if (entries.length === size) return { entries, next: entries[entries.length - 1]! };
+        entries.push(row);
+      }
+      if (rows.length < batch) return { entries, next: null };
+      after = rows[rows.length - 1];
+    }
+    // Scan budget spent. The cursor may only name a repository the caller can see, so the page
+    // ends at the last visible entry; names past a longer run of hidden ones are not reached.
+    return { entries, next: null };
   }
 
   private async page(

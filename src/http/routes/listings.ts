@@ -1,12 +1,16 @@
 /** Tag listing and the catalog, with the spec's `n` / `last` pagination and `Link` header. */
 import type { Router } from 'express';
 import type { Registry } from '../../registry/registry.js';
-import { nextPageLink, pageSizeParam, queryParam, repositoryParam } from '../wire.js';
+import { UNRESTRICTED_ACCESS } from '../../registry/ports.js';
+import { caller, nextPageLink, pageSizeParam, queryParam, repositoryParam } from '../wire.js';
 
 export function registerListingRoutes(router: Router, registry: Registry): void {
   router.get(/^\/v2\/_catalog$/, async (req, res) => {
     const n = pageSizeParam(req);
-    const page = await registry.listings.catalog({ n, last: queryParam(req, 'last') });
+    const { access } = caller(res);
+    // Only what the caller may pull (an open registry lists everything).
+    const visible = access === UNRESTRICTED_ACCESS ? undefined : (repository: string) => access.canPull(repository);
+    const page = await registry.listings.catalog({ n, last: queryParam(req, 'last') }, visible);
     if (page.next !== null) res.set('Link', nextPageLink('/v2/_catalog', n ?? page.entries.length, page.next));
     res.json({ repositories: page.entries });
   });

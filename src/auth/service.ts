@@ -1,0 +1,252 @@
+/**
+ * The auth service: checks credentials (throttled, audited), resolves token subjects to live
+ * accounts, decides what they may do, and hands out access and refresh tokens. The HTTP
+ * layer (auth middleware, token endpoint, admin API) is a thin shell around it.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { AccessPolicy, type AccountRef, type AccountStore, type RobotRecord, type UserRecord } from './accounts.js';
+import type { AuthConfig } from './config.js';
+import { isExposed, loadOrCreateSigningKey, loadSigningKey, loadVerificationKey, type SigningKey } from './keys.js';
+import { compilePattern, type RepositoryPattern } from './patterns.js';
+import { ANONYMOUS, parseLogin, USER_NAME, type Principal } from './principals.js';
+import type { ResourceScope } from './scopes.js';
+import { generateSecret, hashSecret, secretMatches, verifyPassword } from './secrets.js';
+import { LoginThrottle } from './throttle.js';
+import { TokenService, type TrustedIssuer } from './tokens.js';
+
+/** Credentials were wrong, expired or revoked. `reason` is for the audit log only. */
+export class LoginFailed extends Error {
+  constructor(
+    readonly reason: string,
+    /** False for refusals that say nothing about guessing (a user's password sent where only robot secrets go). */
+    readonly countsAsFailure = true,
+  ) {
+    super('invalid credentials');
+    this.name = 'LoginFailed';
+  }
+}
+
+/** Too many recent failures for this account or address. */
+export class LoginThrottled extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super(`too many failed logins; retry in ${retryAfterSeconds} s`);
+    this.name = 'LoginThrottled';
+  }
+}
+
+export interface AuthServiceOptions {
+  config: AuthConfig;
+  store: AccountStore;
+  tokens: TokenService;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** Which accounts a credential check accepts: robots only for Basic straight to /v2/. */
+export interface PasswordCheck {
+  robotsOnly?: boolean;
+}
+
+const REFRESH_TOKEN_PREFIX = 'rt1';
+
+export class AuthService {
+  readonly config: AuthConfig;
+  readonly store: AccountStore;
+  readonly tokens: TokenService;
+  readonly throttle: LoginThrottle;
+  readonly now: () => number;
+  private readonly logger: Logger;
+  private readonly publicRepositories: RepositoryPattern[];
+
+  constructor(options: AuthServiceOptions) {
+    this.config = options.config;
+    this.store = options.store;
+    this.tokens = options.tokens;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.throttle = new LoginThrottle(options.config.throttle, this.now);
+    this.publicRepositories = options.config.publicRepositories.map(compilePattern);
+  }
+
+  /** The service name clients ask tokens for (`aud`). */
+  get service(): string {
+    return this.tokens.service;
+  }
+
+  /**
+   * Checks a login name and password (a robot's secret for `robot+<name>`). Throttled per
+   * account and address; every failure is logged for audit, without the secret.
+   */
+  async login(login: string, password: string, address: string, check: PasswordCheck = {}): Promise<Principal> {
+    const account = login.slice(0, 128);
+    const keys = { account, address };
+    const wait = this.throttle.retryAfter(keys);
+    if (wait > 0) {
+      this.audit(account, address, 'throttled');
+      throw new LoginThrottled(wait);
+    }
+    try {
+      const principal = await this.checkPassword(account, password, check);
+      this.throttle.recordSuccess(keys);
+      this.logger.debug({ audit: 'authenticated', account, address }, 'authenticated');
+      return principal;
+    } catch (error) {
+      if (error instanceof LoginFailed) {
+        if (error.countsAsFailure) this.throttle.recordFailure(keys);
+        this.audit(account, address, error.reason);
+      }
+      throw error;
+    }
+  }
+
+  private async checkPassword(login: string, password: string, check: PasswordCheck): Promise<Principal> {
+    const { kind, name } = parseLogin(login);
+    if (kind === 'robot') {
+      const robot = USER_NAME.test(name) ? await this.store.getRobot(name) : null;
+      if (!robot || !secretMatches(password, robot.secretHash)) throw new LoginFailed(robot ? 'wrong robot secret' : 'unknown robot');
+      if (robot.revokedAt !== null) throw new LoginFailed('robot revoked');
+      if (robot.expiresAt !== null && robot.expiresAt <= this.now()) throw new LoginFailed('robot expired');
+      return this.robotPrincipal(robot)!;
+    }
+    if (check.robotsOnly) throw new LoginFailed('user credentials sent as Basic to /v2/, which accepts robot secrets only', false);
+    const user = USER_NAME.test(name) ? await this.store.getUser(name) : null;
+    // The hash is computed even for unknown users, so timing does not tell which names exist.
+    const ok = await verifyPassword(password, user?.passwordHash ?? null);
+    if (!user || !ok) throw new LoginFailed(user ? 'wrong password' : 'unknown user');
+    return userPrincipal(user)!;
+  }
+
+  /** The live account behind a token subject, or null when it no longer exists or may no longer log in. */
+  async principalForSubject(subject: string): Promise<Principal | null> {
+    if (subject === '') return ANONYMOUS;
+    const { kind, name } = parseLogin(subject);
+    if (!USER_NAME.test(name)) return null;
+    return kind === 'robot' ? this.robotPrincipal(await this.store.getRobot(name)) : userPrincipal(await this.store.getUser(name));
+  }
+
+  private robotPrincipal(robot: RobotRecord | null): Principal | null {
+    if (!robot || robot.revokedAt !== null || (robot.expiresAt !== null && robot.expiresAt <= this.now())) return null;
+    return { kind: 'robot', id: robot.id, name: robot.name, admin: false };
+  }
+
+  async policyFor(principal: Principal): Promise<AccessPolicy> {
+    const grants = principal.kind === 'anonymous' ? [] : await this.store.listGrants(refOf(principal));
+    return new AccessPolicy(principal, grants, this.publicRepositories);
+  }
+
+  /** The intersection of what was asked and what the principal may do (asking for more is no error). */
+  async grantedAccess(principal: Principal, requested: readonly ResourceScope[]): Promise<ResourceScope[]> {
+    const policy = await this.policyFor(principal);
+    return requested.map((scope) => policy.grant(scope)).filter((scope): scope is ResourceScope => scope !== null);
+  }
+
+  /** Issues a refresh token (`offline_token`) for the principal and this service. */
+  async issueRefreshToken(principal: Principal): Promise<string> {
+    if (principal.kind === 'anonymous') throw new Error('anonymous callers get no refresh token');
+    const id = randomBytes(12).toString('base64url');
+    const secret = generateSecret();
+    const now = this.now();
+    await this.store.deleteExpiredRefreshTokens(now);
+    await this.store.createRefreshToken({
+      id,
+      owner: refOf(principal),
+      service: this.service,
+      secretHash: hashSecret(secret),
+      createdAt: now,
+      expiresAt: now + this.config.token.refreshTtlSeconds * 1000,
+    });
+    return `${REFRESH_TOKEN_PREFIX}.${id}.${secret}`;
+  }
+
+  /** Redeems a refresh token for its (still valid) account. Throttled and audited like a password. */
+  async redeemRefreshToken(token: string, address: string): Promise<Principal> {
+    const keys = { account: null, address };
+    const wait = this.throttle.retryAfter(keys);
+    if (wait > 0) {
+      this.audit(null, address, 'throttled');
+      throw new LoginThrottled(wait);
+    }
+    try {
+      return await this.checkRefreshToken(token);
+    } catch (error) {
+      if (error instanceof LoginFailed) {
+        this.throttle.recordFailure(keys);
+        this.audit(null, address, error.reason);
+      }
+      throw error;
+    }
+  }
+
+  private async checkRefreshToken(token: string): Promise<Principal> {
+    const [prefix, id, secret] = token.split('.');
+    if (prefix !== REFRESH_TOKEN_PREFIX || !id || !secret) throw new LoginFailed('malformed refresh token');
+    const record = await this.store.getRefreshToken(id);
+    if (!record || !secretMatches(secret, record.secretHash)) throw new LoginFailed('unknown refresh token');
+    if (record.expiresAt <= this.now()) {
+      await this.store.deleteRefreshToken(id);
+      throw new LoginFailed('refresh token expired');
+    }
+    if (record.service !== this.service) throw new LoginFailed('refresh token issued for another service');
+    const principal =
+      record.owner.kind === 'user'
+        ? userPrincipal(await this.store.getUserById(record.owner.id))
+        : this.robotPrincipal(await this.store.getRobotById(record.owner.id));
+    if (!principal) throw new LoginFailed('refresh token of a removed or revoked account');
+    return principal;
+  }
+
+  /** Logs a failed authentication for audit: account, client address and reason, never the secret. */
+  audit(account: string | null, address: string, reason: string): void {
+    this.logger.warn({ audit: 'authentication-failed', account, address, reason }, 'authentication failed');
+  }
+}
+
+function userPrincipal(user: UserRecord | null): Principal | null {
+  return user ? { kind: 'user', id: user.id, name: user.name, admin: user.role === 'admin' } : null;
+}
+
+export function refOf(principal: Principal): AccountRef {
+  if (principal.kind === 'anonymous') throw new Error('the anonymous caller has no account');
+  return { kind: principal.kind, id: principal.id };
+}
+
+export interface TokenKeysOptions {
+  config: AuthConfig;
+  /** The storage root, where a generated signing key lives. */
+  root: string;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** Default place of the generated signing key under the storage root. */
+export function defaultSigningKeyFile(root: string): string {
+  return path.join(root, 'auth', 'token-signing-key.pem');
+}
+
+/**
+ * Builds the token service from configuration: with `external`, only that service's keys are
+ * trusted and nothing is issued; otherwise the signing key (configured, or generated on first
+ * start) signs, and its public key plus `token.trustedKeys` verify.
+ */
+export function createTokenService({ config, root, logger, now }: TokenKeysOptions): TokenService {
+  const common = { service: config.service, ttlSeconds: config.token.ttlSeconds, leewaySeconds: config.token.leewaySeconds, now };
+  if (config.external) {
+    const trusted: TrustedIssuer = { issuer: config.external.issuer, keys: config.external.keys.map(loadVerificationKey), origin: 'external' };
+    return new TokenService({ ...common, trusted: [trusted] });
+  }
+  let key: SigningKey;
+  const file = config.token.signingKey ?? defaultSigningKeyFile(root);
+  if (config.token.signingKey) {
+    key = loadSigningKey(file);
+  } else {
+    const loaded = loadOrCreateSigningKey(file, config.token.algorithm);
+    key = loaded.key;
+    if (loaded.created) logger.info({ file, kid: key.kid, algorithm: key.algorithm }, 'generated token signing key');
+  }
+  if (isExposed(file)) logger.warn({ file }, 'token signing key file is readable by group or others; chmod 600 it');
+  const extra = config.token.trustedKeys.map(loadVerificationKey);
+  const trusted: TrustedIssuer = { issuer: config.issuer, keys: [key, ...extra], origin: 'local' };
+  return new TokenService({ ...common, signing: { issuer: config.issuer, key }, trusted: [trusted] });
+}

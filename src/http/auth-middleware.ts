@@ -1,0 +1,202 @@
+/**
+ * HTTP authentication: the `/v2` middleware (works out the scope a request needs, verifies a
+ * Bearer token or a robot's Basic credentials, sets `res.locals.caller`, or answers with the
+ * spec's challenge), `requireAdmin` for the admin APIs, and the auth routes (/auth/token,
+ * /api/v1/users, /api/v1/robots) bundled for createApp.
+ */
+import express, { type Request, type RequestHandler, type Router } from 'express';
+import type { AccessPolicy } from '../auth/accounts.js';
+import { isRepositoryAction } from '../auth/accounts.js';
+import { accessDetail, basicChallenge, bearerChallenge } from '../auth/challenge.js';
+import { actorOf, type Principal } from '../auth/principals.js';
+import { accessAllows, ADMIN_SCOPE, requiredAccess } from '../auth/scopes.js';
+import { LoginFailed, LoginThrottled, type AuthService } from '../auth/service.js';
+import { TokenError, type VerifiedToken } from '../auth/tokens.js';
+import { RegistryError } from '../registry/errors.js';
+import { UNRESTRICTED_ACCESS, type RepositoryAccess } from '../registry/ports.js';
+import { registerAccountRoutes } from './routes/admin-accounts.js';
+import { registerTokenRoutes } from './routes/token.js';
+import { authorization, basicCredentials, clientAddress, throttledError, type RealmResolver } from './credentials.js';
+import type { CallerContext } from './wire.js';
+
+/** What createApp needs from auth: the /v2 guard, the admin guard, and auth's own routes. */
+export interface HttpAuth {
+  authenticate: RequestHandler;
+  requireAdmin: RequestHandler;
+  routes: Router;
+}
+
+export interface HttpAuthOptions {
+  /** `http.publicUrl`: the base of the token realm when `auth.realm` is not set. */
+  publicUrl?: string;
+}
+
+export function createHttpAuth(auth: AuthService, options: HttpAuthOptions = {}): HttpAuth {
+  const realm = realmResolver(auth, options.publicUrl);
+  const requireAdmin = createRequireAdmin(auth);
+  const routes = express.Router({ caseSensitive: true, strict: true });
+  if (auth.tokens.issuing) registerTokenRoutes(routes, auth, realm);
+  registerAccountRoutes(routes, auth, requireAdmin);
+  return { authenticate: createAuthenticate(auth, realm), requireAdmin, routes };
+}
+
+function realmResolver(auth: AuthService, publicUrl: string | undefined): RealmResolver {
+  const fixed = auth.config.external?.realm ?? auth.config.realm;
+  if (fixed) return () => fixed;
+  if (publicUrl) {
+    const realm = `${publicUrl.replace(/\/+$/, '')}/auth/token`;
+    return () => realm;
+  }
+  // req.protocol and req.host follow X-Forwarded-Proto/-Host when http.trustProxy trusts the proxy.
+  return (req) => `${req.protocol}://${req.host ?? 'localhost'}/auth/token`;
+}
+
+/** Whether a principal's live policy allows an action on a resource of any type. */
+function policyAllows(policy: AccessPolicy, type: string, name: string, action: string): boolean {
+  if (type === 'repository') return isRepositoryAction(action) && policy.allows(name, action);
+  if (type === 'registry' && name === 'catalog') return policy.canListCatalog();
+  if (type === 'registry' && name === 'admin') return policy.principal.admin;
+  return false;
+}
+
+/**
+ * What a Bearer token lets its holder do. A token this registry issued is also checked against
+ * the account as it is now, so deleting a user, revoking a robot or removing a grant takes
+ * effect at once rather than when the token expires.
+ */
+interface TokenAuthorization {
+  principal: Principal | null;
+  allows(type: string, name: string, action: string): boolean;
+  access: RepositoryAccess;
+}
+
+async function authorizeToken(auth: AuthService, verified: VerifiedToken): Promise<TokenAuthorization | null> {
+  if (verified.origin === 'external') {
+    const allows = (type: string, name: string, action: string) => accessAllows(verified.access, type, name, action);
+    return {
+      principal: null,
+      allows,
+      access: { canPull: (repository) => allows('repository', repository, 'pull'), canPush: (repository) => allows('repository', repository, 'push') },
+    };
+  }
+  const principal = await auth.principalForSubject(verified.subject);
+  if (!principal) return null;
+  const policy = await auth.policyFor(principal);
+  const allows = (type: string, name: string, action: string) =>
+    accessAllows(verified.access, type, name, action) && policyAllows(policy, type, name, action);
+  return {
+    principal,
+    allows,
+    // Reading another repository (mount sources, known-blob links) needs only the account's own right to pull it.
+    access: { canPull: (repository) => policy.canPull(repository), canPush: (repository) => allows('repository', repository, 'push') },
+  };
+}
+
+function createAuthenticate(auth: AuthService, realm: RealmResolver): RequestHandler {
+  return async (req, res, next) => {
+    const required = requiredAccess(req.method, req.path);
+    const scope = required.kind === 'scope' ? required.scope : undefined;
+    const address = clientAddress(req);
+    const unauthorized = (error?: 'invalid_token' | 'insufficient_scope') =>
+      new RegistryError('UNAUTHORIZED', error === 'insufficient_scope' ? 'access to the requested resource is not authorized' : undefined, accessDetail(scope), {
+        headers: { 'WWW-Authenticate': bearerChallenge({ realm: realm(req), service: auth.service, scope, error }) },
+      });
+
+    const header = authorization(req);
+    if (!header) throw unauthorized();
+
+    if (header.scheme === 'bearer') {
+      let verified: VerifiedToken;
+      try {
+        verified = auth.tokens.verify(header.credentials);
+      } catch (error) {
+        if (!(error instanceof TokenError)) throw error;
+        auth.audit(error.subject, address, error.reason);
+        throw unauthorized('invalid_token');
+      }
+      const granted = await authorizeToken(auth, verified);
+      if (!granted) {
+        auth.audit(verified.subject, address, 'token subject no longer exists or may no longer log in');
+        throw unauthorized('invalid_token');
+      }
+      if (scope && !scope.actions.every((action) => granted.allows(scope.type, scope.name, action))) throw unauthorized('insufficient_scope');
+      const actor = granted.principal ? actorOf(granted.principal) : { name: verified.subject || 'anonymous', kind: verified.subject ? ('user' as const) : ('anonymous' as const) };
+      res.locals.caller = { actor, access: granted.access } satisfies CallerContext;
+      return next();
+    }
+
+    if (header.scheme === 'basic') {
+      // For scripts that skip the token dance: a robot's name and secret straight to /v2/.
+      const credentials = basicCredentials(header.credentials);
+      if (!credentials) throw unauthorized();
+      const principal = await loginOrThrow(auth, credentials, address, true, unauthorized);
+      const policy = await auth.policyFor(principal);
+      if (scope && !scope.actions.every((action) => policyAllows(policy, scope.type, scope.name, action))) {
+        throw new RegistryError('DENIED', undefined, accessDetail(scope));
+      }
+      res.locals.caller = {
+        actor: actorOf(principal),
+        access: { canPull: (repository) => policy.canPull(repository), canPush: (repository) => policy.allows(repository, 'push') },
+      } satisfies CallerContext;
+      return next();
+    }
+
+    throw unauthorized();
+  };
+}
+
+async function loginOrThrow(
+  auth: AuthService,
+  credentials: { username: string; password: string },
+  address: string,
+  robotsOnly: boolean,
+  unauthorized: () => RegistryError,
+): Promise<Principal> {
+  try {
+    return await auth.login(credentials.username, credentials.password, address, { robotsOnly });
+  } catch (error) {
+    if (error instanceof LoginThrottled) throw throttledError(error);
+    if (error instanceof LoginFailed) throw unauthorized();
+    throw error;
+  }
+}
+
+/**
+ * Guards the admin APIs: HTTP Basic with an admin's name and password, or a Bearer token this
+ * registry issued for the `registry:admin:*` scope to an admin. Sets `res.locals.caller`.
+ */
+export function createRequireAdmin(auth: AuthService): RequestHandler {
+  return async (req, res, next) => {
+    const address = clientAddress(req);
+    const unauthorized = () =>
+      new RegistryError('UNAUTHORIZED', 'admin credentials required', undefined, {
+        headers: { 'WWW-Authenticate': basicChallenge(`${auth.service} admin`) },
+      });
+    const header = authorization(req);
+    let principal: Principal | null = null;
+    if (header?.scheme === 'basic') {
+      const credentials = basicCredentials(header.credentials);
+      if (!credentials) throw unauthorized();
+      principal = await loginOrThrow(auth, credentials, address, false, unauthorized);
+    } else if (header?.scheme === 'bearer') {
+      let verified: VerifiedToken;
+      try {
+        verified = auth.tokens.verify(header.credentials);
+      } catch (error) {
+        if (!(error instanceof TokenError)) throw error;
+        auth.audit(error.subject, address, error.reason);
+        throw unauthorized();
+      }
+      const granted = verified.origin === 'local' ? await authorizeToken(auth, verified) : null;
+      if (!granted?.principal || !granted.allows(ADMIN_SCOPE.type, ADMIN_SCOPE.name, '*')) {
+        throw new RegistryError('DENIED', 'this token does not grant registry:admin:*');
+      }
+      principal = granted.principal;
+    } else {
+      throw unauthorized();
+    }
+    if (!principal.admin) throw new RegistryError('DENIED', 'admin role required');
+    res.locals.caller = { actor: actorOf(principal), access: UNRESTRICTED_ACCESS } satisfies CallerContext;
+    next();
+  };
+}
