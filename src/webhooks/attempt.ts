@@ -1,0 +1,113 @@
+/**
+ * One delivery attempt: format the stored payload for the subscription, sign it, post it,
+ * and decide what happens next (delivered, retry later with backoff, or failed).
+ */
+import type { WebhooksConfig } from './config.js';
+import { formatBody, type FormatOptions } from './formats.js';
+import type { SendResult, WebhookSender } from './outbound.js';
+import {
+  ATTEMPT_HEADER,
+  DELIVERY_HEADER,
+  EVENT_ID_HEADER,
+  EVENT_TYPE_HEADER,
+  FLUX_SIGNATURE_HEADER,
+  SIGNATURE_HEADER,
+  sign,
+  TIMESTAMP_HEADER,
+} from './signing.js';
+import type { AttemptOutcome } from './store.js';
+import type { Delivery, DeliveryAttempt, Subscription } from './types.js';
+
+export const USER_AGENT = 'harbormaster-registry-webhooks/1';
+
+/** Headers a subscription may not set: the ones the registry writes itself. */
+export const RESERVED_HEADERS = new Set(
+  [
+    'content-type',
+    'content-length',
+    'content-encoding',
+    'transfer-encoding',
+    'connection',
+    'host',
+    'user-agent',
+    SIGNATURE_HEADER,
+    FLUX_SIGNATURE_HEADER,
+    EVENT_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    DELIVERY_HEADER,
+    ATTEMPT_HEADER,
+    TIMESTAMP_HEADER,
+  ].map((name) => name.toLowerCase()),
+);
+
+export interface AttemptResult {
+  result: SendResult;
+  attempt: DeliveryAttempt;
+}
+
+/** Sends the next attempt of a delivery; never throws for what the receiver did. */
+export async function sendAttempt(
+  sender: WebhookSender,
+  subscription: Subscription,
+  delivery: Delivery,
+  formatOptions: FormatOptions,
+  now: number,
+): Promise<AttemptResult> {
+  const attemptNumber = delivery.attempts + 1;
+  const sentAt = new Date(now);
+  const { contentType, body } = formatBody(subscription.format, delivery.payload, sentAt, formatOptions);
+  const signature = sign(subscription.secret, body);
+  const headers: Record<string, string> = {
+    ...subscription.headers,
+    'Content-Type': contentType,
+    'User-Agent': USER_AGENT,
+    [EVENT_TYPE_HEADER]: delivery.eventType,
+    [EVENT_ID_HEADER]: delivery.eventId,
+    [DELIVERY_HEADER]: String(delivery.id),
+    [ATTEMPT_HEADER]: String(attemptNumber),
+    [TIMESTAMP_HEADER]: String(Math.floor(now / 1000)),
+    [SIGNATURE_HEADER]: signature,
+    [FLUX_SIGNATURE_HEADER]: signature,
+  };
+  const result = await sender.post(subscription.url, headers, body);
+  return {
+    result,
+    attempt: {
+      attempt: attemptNumber,
+      at: now,
+      status: result.status,
+      latencyMs: result.latencyMs,
+      error: result.error,
+      responseBody: result.responseBody,
+    },
+  };
+}
+
+export type BackoffConfig = Pick<WebhooksConfig, 'initialBackoffMs' | 'maxBackoffMs'>;
+
+/**
+ * Delay before retry number `attempt` (1 = the first retry): the initial delay doubled per
+ * attempt, capped, with "equal jitter" (between half and all of it) so that many failed
+ * deliveries do not all come back at the same instant.
+ */
+export function backoffDelay(attempt: number, config: BackoffConfig, random: () => number = Math.random): number {
+  const exponential = Math.min(config.maxBackoffMs, config.initialBackoffMs * 2 ** Math.min(attempt - 1, 40));
+  return Math.round(exponential / 2 + (random() * exponential) / 2);
+}
+
+/** What an attempt's result means for its delivery. */
+export function decideOutcome(
+  delivery: Delivery,
+  attempt: DeliveryAttempt,
+  result: SendResult,
+  config: BackoffConfig,
+  now: number,
+  random: () => number = Math.random,
+): AttemptOutcome {
+  if (result.error === null) return { attempt, state: 'delivered', nextAttemptAt: now };
+  if (!result.retryable || now >= delivery.expiresAt) return { attempt, state: 'failed', nextAttemptAt: now };
+  let delay = backoffDelay(attempt.attempt, config, random);
+  if (result.retryAfterSeconds !== null) delay = Math.max(delay, Math.min(result.retryAfterSeconds * 1000, config.maxBackoffMs));
+  // The last try happens at the deadline, then the delivery is given up.
+  return { attempt, state: 'pending', nextAttemptAt: Math.min(now + delay, delivery.expiresAt) };
+}

@@ -1,0 +1,263 @@
+/**
+ * The dispatcher: turns new outbox events into deliveries for the subscriptions they match
+ * (remembering how far it got, in the database, so a restart resumes), and sends due
+ * deliveries with a bounded number in flight in total and per endpoint. Within one
+ * subscription and repository only the oldest pending delivery is ever sent, so a later
+ * event never overtakes an earlier one, even across retries and restarts.
+ *
+ * It wakes on {@link Dispatcher.notify} (called after every change the registry records) and
+ * otherwise polls every `pollIntervalMs`, which also drives retries.
+ */
+import type { Logger } from 'pino';
+import type { RegistryEvent } from '../registry/events.js';
+import type { MetadataStore } from '../registry/ports.js';
+import { decideOutcome, sendAttempt } from './attempt.js';
+import type { WebhooksConfig } from './config.js';
+import { indexPlatforms, isIndexMediaType, payloadFromEvent, type FormatOptions } from './formats.js';
+import type { WebhookSender } from './outbound.js';
+import type { NewDelivery, WebhookStore } from './store.js';
+import { compileSubscription, type CompiledSubscription } from './subscriptions.js';
+import type { Delivery, EventPayload, Subscription } from './types.js';
+
+/** Outbox events read per query, and queries per wake-up (the rest waits for the next one). */
+const OUTBOX_BATCH = 200;
+const OUTBOX_BATCHES_PER_TICK = 10;
+const PRUNE_EVERY_MS = 10 * 60_000;
+
+export interface DispatcherDependencies {
+  store: WebhookStore;
+  metadata: Pick<MetadataStore, 'readEvents' | 'getManifest'>;
+  sender: WebhookSender;
+  config: WebhooksConfig;
+  logger: Logger;
+  /** The registry's public host and scheme, read when an event is fanned out or sent. */
+  origin: () => { host: string; scheme: 'http' | 'https' };
+  now?: () => number;
+  random?: () => number;
+}
+
+export class Dispatcher {
+  private readonly store: WebhookStore;
+  private readonly config: WebhooksConfig;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly inFlight = new Map<number, Promise<void>>();
+  private readonly perEndpoint = new Map<string, number>();
+  private readonly compiled = new Map<string, { updatedAt: number; compiled: CompiledSubscription }>();
+  private started = false;
+  private scheduled = false;
+  private again = false;
+  private tick: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastPrune = 0;
+
+  constructor(private readonly deps: DispatcherDependencies) {
+    this.store = deps.store;
+    this.config = deps.config;
+    this.logger = deps.logger;
+    this.now = deps.now ?? Date.now;
+    this.random = deps.random ?? Math.random;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.notify();
+  }
+
+  /** Asks for a pass soon (coalesced): new events to fan out, or a delivery finished. */
+  notify(): void {
+    if (!this.started) return;
+    if (this.tick) {
+      this.again = true;
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  /** Stops waking up and waits for the deliveries in flight (each bounded by the request timeout). */
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.tick;
+    await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  /** Number of deliveries being sent right now. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** One pass: fan out new events, start due deliveries, prune old log entries now and then. */
+  async runOnce(): Promise<void> {
+    await this.fanOut();
+    await this.dispatchDue();
+    await this.pruneIfDue();
+  }
+
+  private async run(): Promise<void> {
+    if (!this.started || this.tick) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.tick = (async () => {
+      let passes = 0;
+      do {
+        this.again = false;
+        try {
+          await this.runOnce();
+        } catch (error) {
+          this.logger.error({ err: error }, 'webhook dispatcher pass failed');
+        }
+      } while (this.again && this.started && ++passes < 100);
+    })();
+    await this.tick;
+    this.tick = null;
+    if (this.started) {
+      this.timer = setTimeout(() => this.notify(), this.config.pollIntervalMs);
+      this.timer.unref();
+      if (this.again) this.notify();
+    }
+  }
+
+  private async fanOut(): Promise<void> {
+    for (let batch = 0; batch < OUTBOX_BATCHES_PER_TICK; batch++) {
+      const cursor = await this.store.outboxCursor();
+      const events = await this.deps.metadata.readEvents(cursor, OUTBOX_BATCH);
+      if (events.length === 0) return;
+      const subscriptions = await this.activeSubscriptions();
+      const deliveries: NewDelivery[] = [];
+      for (const event of events) {
+        const matching = subscriptions.filter((s) => s.matches(event));
+        if (matching.length === 0) continue;
+        const payload = await this.payloadOf(event);
+        for (const { subscription } of matching) {
+          deliveries.push({
+            subscriptionId: subscription.id,
+            eventId: event.id,
+            eventType: event.type,
+            repository: event.repository,
+            payload,
+          });
+        }
+      }
+      const now = this.now();
+      await this.store.fanOut(deliveries, events[events.length - 1]!.seq, now, now + this.config.maxAgeMs);
+      if (deliveries.length > 0) {
+        this.logger.debug({ events: events.length, deliveries: deliveries.length }, 'webhook events queued');
+      }
+      if (events.length < OUTBOX_BATCH) return;
+    }
+    this.again = true;
+  }
+
+  private async activeSubscriptions(): Promise<CompiledSubscription[]> {
+    const subscriptions = (await this.store.listSubscriptions()).filter((s) => s.active);
+    const live = new Set(subscriptions.map((s) => s.id));
+    for (const id of this.compiled.keys()) if (!live.has(id)) this.compiled.delete(id);
+    return subscriptions.map((subscription) => {
+      const cached = this.compiled.get(subscription.id);
+      if (cached && cached.updatedAt === subscription.updatedAt && cached.compiled.subscription.startSeq === subscription.startSeq) {
+        return cached.compiled;
+      }
+      const compiled = compileSubscription(subscription);
+      this.compiled.set(subscription.id, { updatedAt: subscription.updatedAt, compiled });
+      return compiled;
+    });
+  }
+
+  /** The native payload of an outbox event; for an index, its platforms are read from the stored manifest. */
+  async payloadOf(event: RegistryEvent): Promise<EventPayload> {
+    let platforms = null;
+    if (event.digest && isIndexMediaType(event.mediaType) && event.type !== 'manifest.deleted') {
+      const manifest = await this.deps.metadata.getManifest(event.repository, event.digest);
+      if (manifest) platforms = indexPlatforms(manifest.content);
+    }
+    return payloadFromEvent(event, this.deps.origin().host, platforms);
+  }
+
+  private async dispatchDue(): Promise<void> {
+    const room = this.config.maxInFlight - this.inFlight.size;
+    if (room <= 0) return;
+    const due = await this.store.dueDeliveries(this.now(), room + this.inFlight.size);
+    for (const { delivery, subscription } of due) {
+      if (this.inFlight.size >= this.config.maxInFlight || !this.started) break;
+      if (this.inFlight.has(delivery.id)) continue;
+      const endpoint = endpointOf(subscription.url);
+      const busy = this.perEndpoint.get(endpoint) ?? 0;
+      if (busy >= this.config.maxInFlightPerEndpoint) continue;
+      this.perEndpoint.set(endpoint, busy + 1);
+      const sending = this.deliver(delivery, subscription)
+        .catch((error: unknown) => this.logger.error({ err: error, delivery: delivery.id }, 'webhook delivery crashed'))
+        .finally(() => {
+          this.inFlight.delete(delivery.id);
+          const left = (this.perEndpoint.get(endpoint) ?? 1) - 1;
+          if (left <= 0) this.perEndpoint.delete(endpoint);
+          else this.perEndpoint.set(endpoint, left);
+          this.notify();
+        });
+      this.inFlight.set(delivery.id, sending);
+    }
+  }
+
+  private async deliver(delivery: Delivery, subscription: Subscription): Promise<void> {
+    const { result, attempt } = await sendAttempt(this.deps.sender, subscription, delivery, this.formatOptions(), this.now());
+    const outcome = decideOutcome(delivery, attempt, result, this.config, this.now(), this.random);
+    await this.store.recordAttempt(delivery.id, outcome);
+    const context = {
+      subscription: subscription.id,
+      delivery: delivery.id,
+      event: delivery.eventId,
+      type: delivery.eventType,
+      repository: delivery.repository,
+      endpoint: redactedUrl(subscription.url),
+      attempt: attempt.attempt,
+      status: attempt.status,
+      latencyMs: attempt.latencyMs,
+    };
+    if (outcome.state === 'delivered') {
+      this.logger.info(context, 'webhook delivered');
+    } else if (outcome.state === 'pending') {
+      this.logger.warn({ ...context, error: attempt.error, retryAt: new Date(outcome.nextAttemptAt).toISOString() }, 'webhook delivery failed, will retry');
+    } else {
+      this.logger.error({ ...context, error: attempt.error }, 'webhook delivery failed for good');
+    }
+  }
+
+  private formatOptions(): FormatOptions {
+    return { scheme: this.deps.origin().scheme, cloudEventsTypePrefix: this.config.cloudEventsTypePrefix };
+  }
+
+  private async pruneIfDue(): Promise<void> {
+    const now = this.now();
+    if (now - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = now;
+    const removed = await this.store.prune(now - this.config.retentionMs);
+    if (removed > 0) this.logger.info({ removed }, 'old webhook deliveries pruned');
+  }
+}
+
+/** scheme://host:port — the unit the in-flight bound applies to. */
+export function endpointOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+/** A URL fit for logs: no credentials, no query string (receivers put tokens there). */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return '(invalid url)';
+  }
+}

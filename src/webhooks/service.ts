@@ -1,0 +1,470 @@
+/**
+ * Webhooks as the rest of the application sees them: subscription management (the admin API
+ * and the CLI call these), the delivery log, redelivery, pings, pull events, and the
+ * dispatcher's lifecycle. Built once per registry by {@link createWebhooks}.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import type Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { MetadataStore } from '../registry/ports.js';
+import { decideOutcome, sendAttempt } from './attempt.js';
+import type { StaticSubscriptionConfig, WebhooksConfig } from './config.js';
+import { Dispatcher, redactedUrl } from './dispatcher.js';
+import { PatternError } from './filters.js';
+import { imageReference, type FormatOptions } from './formats.js';
+import { DestinationPolicy, DestinationRefusedError, WebhookSender } from './outbound.js';
+import { SqliteWebhookStore, type DeliveryStats, type WebhookStore } from './store.js';
+import {
+  compileSubscription,
+  subscriptionInputSchema,
+  subscriptionPatchSchema,
+  validateSubscriptionPatterns,
+  type CompiledSubscription,
+} from './subscriptions.js';
+import {
+  PING_EVENT_TYPE,
+  PULL_EVENT_TYPE,
+  type Delivery,
+  type DeliveryAttempt,
+  type DeliveryState,
+  type DeliveryWithAttempts,
+  type EventPayload,
+  type Subscription,
+} from './types.js';
+
+export type WebhookErrorKind = 'invalid' | 'not_found' | 'conflict' | 'read_only';
+
+/** A refusal the API turns into 400, 404 or 409. */
+export class WebhookError extends Error {
+  constructor(
+    readonly kind: WebhookErrorKind,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'WebhookError';
+  }
+}
+
+/** A subscription as the API shows it: everything but the secret. */
+export type PublicSubscription = Omit<Subscription, 'secret' | 'startSeq' | 'createdAt' | 'updatedAt'> & {
+  createdAt: string;
+  updatedAt: string;
+};
+
+export interface PullRecord {
+  repository: string;
+  /** The tag or digest the client asked for. */
+  reference: string;
+  digest: string;
+  mediaType: string | null;
+  size: number | null;
+  actor: { name: string; kind: string };
+}
+
+export interface PingResult {
+  delivery: Delivery;
+  attempt: DeliveryAttempt;
+  ok: boolean;
+}
+
+export interface WebhooksOptions {
+  /** The registry's SQLite database (webhook tables live beside the outbox). */
+  db: Database.Database;
+  metadata: Pick<MetadataStore, 'readEvents' | 'getManifest'>;
+  config: WebhooksConfig;
+  logger: Logger;
+  /** The registry's public base URL; until set, `http://<listen address>`. */
+  publicUrl: string;
+  /** Store to use instead of SQLite tables in `db` (tests, other databases). */
+  store?: WebhookStore;
+  now?: () => number;
+}
+
+const PULL_CACHE_MS = 2_000;
+
+export class WebhookService {
+  readonly store: WebhookStore;
+  readonly sender: WebhookSender;
+  readonly dispatcher: Dispatcher;
+  readonly policy: DestinationPolicy;
+  private origin: { host: string; scheme: 'http' | 'https' };
+  private readonly now: () => number;
+  private pullSubscriptions: CompiledSubscription[] = [];
+  private pullCacheAt = -Infinity;
+  private pullRefresh: Promise<void> | null = null;
+
+  constructor(private readonly options: WebhooksOptions) {
+    this.store = options.store ?? new SqliteWebhookStore(options.db);
+    this.policy = new DestinationPolicy(options.config);
+    this.sender = new WebhookSender(this.policy, {
+      timeoutMs: options.config.requestTimeoutMs,
+      maxResponseBytes: options.config.maxResponseBytes,
+      followRedirects: options.config.followRedirects,
+    });
+    this.now = options.now ?? Date.now;
+    this.origin = parseOrigin(options.publicUrl);
+    this.dispatcher = new Dispatcher({
+      store: this.store,
+      metadata: options.metadata,
+      sender: this.sender,
+      config: options.config,
+      logger: options.logger.child({ component: 'webhooks' }),
+      origin: () => this.origin,
+      now: this.now,
+    });
+  }
+
+  /** The host and scheme events name the registry by (`http.publicUrl`, else the listen address). */
+  setPublicUrl(url: string): void {
+    this.origin = parseOrigin(url);
+  }
+
+  get publicHost(): string {
+    return this.origin.host;
+  }
+
+  /** Brings config-declared subscriptions in step with the config, then starts delivering (when enabled). */
+  async start(): Promise<void> {
+    await this.syncStaticSubscriptions(this.options.config.subscriptions);
+    await this.refreshPullSubscriptions();
+    if (this.options.config.enabled) this.dispatcher.start();
+  }
+
+  /** Stops the dispatcher (waiting for deliveries in flight) and closes outbound connections. */
+  async stop(): Promise<void> {
+    await this.dispatcher.stop();
+    this.sender.close();
+  }
+
+  /** Figures for metrics (null when the store keeps none): deliveries by state, delivery lag, outbox backlog. */
+  async deliveryStats(): Promise<DeliveryStats | null> {
+    return this.store.deliveryStats ? this.store.deliveryStats(this.now()) : null;
+  }
+
+  /** Wakes the dispatcher: the registry just recorded a change. */
+  notify(): void {
+    this.dispatcher.notify();
+  }
+
+  async listSubscriptions(): Promise<PublicSubscription[]> {
+    return (await this.store.listSubscriptions()).map(toPublic);
+  }
+
+  async getSubscription(id: string): Promise<PublicSubscription> {
+    return toPublic(await this.existing(id));
+  }
+
+  /** Creates a subscription; the response is the only place its secret is ever shown. */
+  async createSubscription(input: unknown): Promise<PublicSubscription & { secret: string }> {
+    const fields = parse(subscriptionInputSchema, input);
+    this.checkFields(fields);
+    const id = fields.id ?? `wh_${randomBytes(8).toString('hex')}`;
+    if (await this.store.getSubscription(id)) throw new WebhookError('conflict', `a subscription with id ${id} exists`);
+    const secret = fields.secret ?? generateSecret();
+    const created = await this.store.createSubscription({ ...fields, id, secret, source: 'api' }, this.now());
+    this.invalidatePullCache();
+    return { ...toPublic(created), secret };
+  }
+
+  async updateSubscription(id: string, input: unknown): Promise<PublicSubscription> {
+    const patch = parse(subscriptionPatchSchema, input);
+    const current = await this.existing(id);
+    if (current.source === 'config') throw readOnly(id);
+    this.checkFields(patch);
+    const updated = await this.store.updateSubscription(id, patch, this.now());
+    if (!updated) throw notFound(id);
+    this.invalidatePullCache();
+    this.dispatcher.notify();
+    return toPublic(updated);
+  }
+
+  async deleteSubscription(id: string): Promise<void> {
+    const current = await this.existing(id);
+    if (current.source === 'config') throw readOnly(id);
+    await this.store.deleteSubscription(id);
+    this.invalidatePullCache();
+  }
+
+  /** Sends a `ping` right away (one attempt, no retry) and logs it as a delivery. */
+  async ping(id: string): Promise<PingResult> {
+    const subscription = await this.existing(id);
+    const payload: EventPayload = {
+      id: randomUUID(),
+      type: PING_EVENT_TYPE,
+      timestamp: new Date(this.now()).toISOString(),
+      registry: this.origin.host,
+      repository: null,
+      tag: null,
+      digest: null,
+      mediaType: null,
+      size: null,
+      platforms: null,
+      reference: null,
+      actor: { name: 'registry', kind: 'system' },
+      previousDigest: null,
+    };
+    // Sent here, not by the dispatcher: not due until well after this attempt ends (were the
+    // process to die meanwhile, the dispatcher would send it once, late, and not retry it).
+    const now = this.now();
+    const delivery = await this.store.insertDelivery(
+      { subscriptionId: id, eventId: payload.id, eventType: PING_EVENT_TYPE, repository: null, payload, dueAt: now + this.options.config.requestTimeoutMs + 60_000 },
+      now,
+      now,
+    );
+    if (!delivery) throw notFound(id);
+    const { result, attempt } = await sendAttempt(this.sender, subscription, delivery, this.formatOptions(), this.now());
+    // A ping is a test: its outcome is final whatever it was.
+    const outcome = decideOutcome({ ...delivery, expiresAt: 0 }, attempt, result, this.options.config, this.now());
+    await this.store.recordAttempt(delivery.id, outcome);
+    return { delivery: { ...delivery, state: outcome.state, attempts: attempt.attempt, lastStatus: attempt.status, lastError: attempt.error }, attempt, ok: outcome.state === 'delivered' };
+  }
+
+  /** A subscription's deliveries, newest first. */
+  async listDeliveries(id: string, query: { state?: DeliveryState; limit?: number; before?: number } = {}): Promise<Delivery[]> {
+    await this.existing(id);
+    return this.store.listDeliveries({ subscriptionId: id, state: query.state, limit: clampLimit(query.limit), beforeId: query.before });
+  }
+
+  /** Failed deliveries of every subscription, newest first. */
+  async failedDeliveries(query: { limit?: number; before?: number } = {}): Promise<Delivery[]> {
+    return this.store.listDeliveries({ state: 'failed', limit: clampLimit(query.limit), beforeId: query.before });
+  }
+
+  /** One delivery with its attempt log. */
+  async getDelivery(id: string, deliveryId: number): Promise<DeliveryWithAttempts> {
+    const delivery = await this.store.getDelivery(deliveryId);
+    if (!delivery || delivery.subscriptionId !== id) throw new WebhookError('not_found', `subscription ${id} has no delivery ${deliveryId}`);
+    return delivery;
+  }
+
+  /** Queues a delivery again, due now, with the same event id; its log keeps the earlier attempts. */
+  async redeliver(id: string, deliveryId: number): Promise<Delivery> {
+    await this.getDelivery(id, deliveryId);
+    const now = this.now();
+    const requeued = await this.store.requeue(deliveryId, now, now + this.options.config.maxAgeMs);
+    if (!requeued) throw new WebhookError('not_found', `subscription ${id} has no delivery ${deliveryId}`);
+    this.dispatcher.notify();
+    return requeued;
+  }
+
+  /**
+   * Queues any outbox event for a subscription, by event id, whether or not it matched the
+   * subscription's filters or predates it: its delivery is requeued if it has one, created otherwise.
+   */
+  async redeliverEvent(id: string, eventId: string): Promise<Delivery> {
+    await this.existing(id);
+    const existing = await this.store.findDelivery(id, eventId);
+    if (existing) return this.redeliver(id, existing.id);
+    const seq = await this.store.findEventSeq(eventId);
+    const [event] = seq === null ? [] : await this.options.metadata.readEvents(seq - 1, 1);
+    if (!event || event.id !== eventId) throw new WebhookError('not_found', `no event ${eventId} in the outbox`);
+    const now = this.now();
+    const delivery = await this.store.insertDelivery(
+      { subscriptionId: id, eventId, eventType: event.type, repository: event.repository, payload: await this.dispatcher.payloadOf(event) },
+      now,
+      now + this.options.config.maxAgeMs,
+    );
+    if (!delivery) throw notFound(id);
+    this.dispatcher.notify();
+    return delivery;
+  }
+
+  /** Whether any active subscription asks for pulls (cached for a moment; cheap on the hot path). */
+  wantsPulls(): boolean {
+    if (this.now() - this.pullCacheAt > PULL_CACHE_MS) void this.refreshPullSubscriptions();
+    return this.pullSubscriptions.length > 0;
+  }
+
+  /** Queues `manifest.pulled` for the subscriptions that asked for it. Best effort: not in the outbox. */
+  async recordPull(pull: PullRecord): Promise<void> {
+    const tag = pull.reference.includes(':') ? null : pull.reference;
+    const event = { type: PULL_EVENT_TYPE, repository: pull.repository, tag } as const;
+    const matching = this.pullSubscriptions.filter((s) => s.matches(event));
+    if (matching.length === 0) return;
+    const now = this.now();
+    const payload: EventPayload = {
+      id: randomUUID(),
+      type: PULL_EVENT_TYPE,
+      timestamp: new Date(now).toISOString(),
+      registry: this.origin.host,
+      repository: pull.repository,
+      tag,
+      digest: pull.digest,
+      mediaType: pull.mediaType,
+      size: pull.size,
+      platforms: null,
+      reference: imageReference(this.origin.host, pull.repository, tag, pull.digest),
+      actor: pull.actor,
+      previousDigest: null,
+    };
+    for (const { subscription } of matching) {
+      await this.store.insertDelivery(
+        { subscriptionId: subscription.id, eventId: payload.id, eventType: PULL_EVENT_TYPE, repository: pull.repository, payload },
+        now,
+        now + this.options.config.maxAgeMs,
+      );
+    }
+    this.dispatcher.notify();
+  }
+
+  /**
+   * Makes the config-declared subscriptions exist as declared: creates new ones, updates
+   * changed ones, deletes ones no longer declared. An id already used by an API-created
+   * subscription is an error.
+   */
+  async syncStaticSubscriptions(declared: StaticSubscriptionConfig[]): Promise<void> {
+    const existing = new Map((await this.store.listSubscriptions()).map((s) => [s.id, s]));
+    const now = this.now();
+    for (const entry of declared) {
+      const fields = {
+        url: entry.url,
+        secret: entry.secret ?? readSecretFile(entry.secretFile!, entry.id),
+        events: entry.events,
+        repositories: entry.repositories,
+        tags: entry.tags,
+        headers: entry.headers,
+        format: entry.format,
+        active: entry.active,
+      };
+      try {
+        this.checkFields(fields);
+        parse(subscriptionPatchSchema, { ...fields });
+      } catch (error) {
+        throw new Error(`webhooks.subscriptions ${entry.id}: ${(error as Error).message}`);
+      }
+      const current = existing.get(entry.id);
+      if (!current) {
+        await this.store.createSubscription({ ...fields, id: entry.id, source: 'config' }, now);
+      } else if (current.source !== 'config') {
+        throw new Error(`webhooks.subscriptions ${entry.id}: the id is taken by a subscription created through the API`);
+      } else if (!sameFields(current, fields)) {
+        await this.store.updateSubscription(entry.id, fields, now);
+      }
+    }
+    const declaredIds = new Set(declared.map((entry) => entry.id));
+    for (const subscription of existing.values()) {
+      if (subscription.source === 'config' && !declaredIds.has(subscription.id)) await this.store.deleteSubscription(subscription.id);
+    }
+    this.invalidatePullCache();
+  }
+
+  private async existing(id: string): Promise<Subscription> {
+    const subscription = await this.store.getSubscription(id);
+    if (!subscription) throw notFound(id);
+    return subscription;
+  }
+
+  /** Checks what the schema cannot: patterns compile, and the destination is allowed. */
+  private checkFields(fields: { url?: string; repositories?: string[]; tags?: string[] }): void {
+    try {
+      validateSubscriptionPatterns(fields);
+    } catch (error) {
+      if (error instanceof PatternError) throw new WebhookError('invalid', error.message, { pattern: error.pattern });
+      throw error;
+    }
+    if (fields.url !== undefined) {
+      try {
+        this.policy.checkUrl(new URL(fields.url));
+      } catch (error) {
+        if (error instanceof DestinationRefusedError) throw new WebhookError('invalid', error.message, { url: redactedUrl(fields.url) });
+        throw error;
+      }
+    }
+  }
+
+  private formatOptions(): FormatOptions {
+    return { scheme: this.origin.scheme, cloudEventsTypePrefix: this.options.config.cloudEventsTypePrefix };
+  }
+
+  private invalidatePullCache(): void {
+    this.pullCacheAt = -Infinity;
+    void this.refreshPullSubscriptions();
+  }
+
+  private refreshPullSubscriptions(): Promise<void> {
+    this.pullRefresh ??= (async () => {
+      try {
+        const subscriptions = await this.store.listSubscriptions();
+        this.pullSubscriptions = subscriptions
+          .filter((s) => s.active && s.events.includes(PULL_EVENT_TYPE))
+          .map(compileSubscription);
+        this.pullCacheAt = this.now();
+      } catch (error) {
+        this.options.logger.warn({ err: error }, 'could not read webhook subscriptions');
+      } finally {
+        this.pullRefresh = null;
+      }
+    })();
+    return this.pullRefresh;
+  }
+}
+
+export function createWebhooks(options: WebhooksOptions): WebhookService {
+  return new WebhookService(options);
+}
+
+/** The public URL to assume before listening: `http.publicUrl`, else `http://<listen address>`. */
+export function defaultPublicUrl(publicUrl: string | undefined, listenAddress: string): string {
+  if (publicUrl) return publicUrl;
+  const colon = listenAddress.lastIndexOf(':');
+  return `http://${listenAddress.slice(0, colon) || '0.0.0.0'}:${listenAddress.slice(colon + 1)}`;
+}
+
+function parseOrigin(url: string): { host: string; scheme: 'http' | 'https' } {
+  const parsed = new URL(url);
+  return { host: parsed.host, scheme: parsed.protocol === 'https:' ? 'https' : 'http' };
+}
+
+function toPublic(subscription: Subscription): PublicSubscription {
+  const { secret: _secret, startSeq: _startSeq, createdAt, updatedAt, ...rest } = subscription;
+  return { ...rest, createdAt: new Date(createdAt).toISOString(), updatedAt: new Date(updatedAt).toISOString() };
+}
+
+function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const result = schema.safeParse(input ?? {});
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message }));
+  const first = issues[0];
+  throw new WebhookError('invalid', first ? `${first.path || 'body'}: ${first.message}` : 'invalid subscription', { issues });
+}
+
+function notFound(id: string): WebhookError {
+  return new WebhookError('not_found', `no webhook subscription ${id}`);
+}
+
+function readOnly(id: string): WebhookError {
+  return new WebhookError('read_only', `subscription ${id} is declared in the config file; change it there`);
+}
+
+function generateSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+function readSecretFile(file: string, id: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    throw new Error(`webhooks.subscriptions ${id}: cannot read secretFile: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+function clampLimit(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return 50;
+  return Math.max(1, Math.min(500, Math.floor(limit)));
+}
+
+function sameFields(current: Subscription, fields: Omit<Subscription, 'id' | 'source' | 'startSeq' | 'createdAt' | 'updatedAt'>): boolean {
+  return (
+    current.url === fields.url &&
+    current.secret === fields.secret &&
+    current.format === fields.format &&
+    current.active === fields.active &&
+    JSON.stringify(current.events) === JSON.stringify(fields.events) &&
+    JSON.stringify(current.repositories) === JSON.stringify(fields.repositories) &&
+    JSON.stringify(current.tags) === JSON.stringify(fields.tags) &&
+    JSON.stringify(current.headers) === JSON.stringify(fields.headers)
+  );
+}

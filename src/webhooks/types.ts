@@ -1,0 +1,117 @@
+/**
+ * The vocabulary of webhooks: event types a subscription may ask for, delivery formats,
+ * the native payload, subscriptions, deliveries and their attempt log.
+ */
+import { EVENT_TYPES, type EventType } from '../registry/events.js';
+
+/** Pulls are not in the transactional outbox (nothing changed); they are opt-in and best effort. */
+export const PULL_EVENT_TYPE = 'manifest.pulled';
+
+/** What a subscription may list in `events`. */
+export const SUBSCRIBABLE_EVENT_TYPES = [...EVENT_TYPES, PULL_EVENT_TYPE] as const;
+export type SubscribableEventType = (typeof SUBSCRIBABLE_EVENT_TYPES)[number];
+
+/** Sent when a subscription is tested; never filtered. */
+export const PING_EVENT_TYPE = 'ping';
+export type WebhookEventType = SubscribableEventType | typeof PING_EVENT_TYPE;
+
+/** A subscription with no `events` gets these: every change, but not pulls. */
+export const DEFAULT_EVENT_TYPES: readonly EventType[] = EVENT_TYPES;
+
+export const WEBHOOK_FORMATS = ['native', 'distribution', 'cloudevents'] as const;
+export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+/**
+ * The native payload, as stored with a delivery. Every field but `sentAt` is fixed when the
+ * event is fanned out, so every attempt carries the same id, timestamp and content.
+ */
+export interface EventPayload {
+  /** The event id: the same on every attempt and for every subscription. */
+  id: string;
+  type: WebhookEventType;
+  /** When the event happened (ISO 8601). */
+  timestamp: string;
+  /** The registry's public host (host[:port]), as clients name it in image references. */
+  registry: string;
+  repository: string | null;
+  tag: string | null;
+  digest: string | null;
+  mediaType: string | null;
+  size: number | null;
+  /** For an index: the platforms of its child manifests. Null for anything else. */
+  platforms: Platform[] | null;
+  /** Ready to pull: `host/repo:tag@sha256:…` (or without the parts the event lacks). */
+  reference: string | null;
+  actor: { name: string; kind: string };
+  /** For `tag.updated`: the digest the tag pointed at before. */
+  previousDigest: string | null;
+}
+
+/** The payload as sent: the stored one plus the time of this attempt, covered by the signature. */
+export interface SentPayload extends EventPayload {
+  /** When this attempt was sent (ISO 8601); receivers refuse old ones to stop replays. */
+  sentAt: string;
+}
+
+export interface Subscription {
+  id: string;
+  url: string;
+  /** The HMAC key. Never returned by the API after creation. */
+  secret: string;
+  /** Empty: {@link DEFAULT_EVENT_TYPES}. */
+  events: SubscribableEventType[];
+  /** Repository patterns; empty matches every repository. */
+  repositories: string[];
+  /** Tag patterns; empty matches every event, otherwise only events whose tag matches. */
+  tags: string[];
+  /** Extra request headers (for receivers that check a static token). */
+  headers: Record<string, string>;
+  format: WebhookFormat;
+  active: boolean;
+  /** `config`: declared in the config file, read-only through the API. */
+  source: 'api' | 'config';
+  /** Outbox position when the subscription was created: older events are not delivered to it. */
+  startSeq: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type DeliveryState = 'pending' | 'delivered' | 'failed';
+
+export interface DeliveryAttempt {
+  attempt: number;
+  /** Milliseconds since the epoch. */
+  at: number;
+  status: number | null;
+  latencyMs: number;
+  error: string | null;
+  /** The start of the response body (at most `maxResponseBytes`). */
+  responseBody: string | null;
+}
+
+export interface Delivery {
+  id: number;
+  subscriptionId: string;
+  eventId: string;
+  eventType: WebhookEventType;
+  repository: string | null;
+  state: DeliveryState;
+  attempts: number;
+  nextAttemptAt: number;
+  expiresAt: number;
+  createdAt: number;
+  updatedAt: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  payload: EventPayload;
+}
+
+export interface DeliveryWithAttempts extends Delivery {
+  log: DeliveryAttempt[];
+}

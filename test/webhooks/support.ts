@@ -1,0 +1,142 @@
+/**
+ * Test support for webhooks: a real loopback HTTP listener that records what it receives and
+ * answers as told, a registry assembled on a temp folder with fast dispatcher settings, and a
+ * bounded wait.
+ */
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { validateConfig } from '../../src/config/load.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { assemble, type AssembledRegistry } from '../../src/server.js';
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  json: any;
+  at: number;
+}
+
+export interface Listener {
+  url: string;
+  port: number;
+  received: Received[];
+  /** What to answer to the next request (status, optional body and headers); default 200. */
+  respond: (req: Received) => { status: number; body?: string; headers?: Record<string, string>; delayMs?: number };
+  /** Requests being handled right now, and the most at once so far. */
+  concurrent: { now: number; max: number };
+  close(): Promise<void>;
+}
+
+/** Starts an HTTP server on 127.0.0.1 (a given port, or a random one). */
+export async function startListener(port = 0): Promise<Listener> {
+  const listener: Listener = {
+    url: '',
+    port: 0,
+    received: [],
+    respond: () => ({ status: 200, body: 'ok' }),
+    concurrent: { now: 0, max: 0 },
+    close: async () => undefined,
+  };
+  const server = http.createServer((req, res) => {
+    listener.concurrent.now++;
+    listener.concurrent.max = Math.max(listener.concurrent.max, listener.concurrent.now);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      let json: unknown = null;
+      try {
+        json = JSON.parse(body);
+      } catch {
+        json = null;
+      }
+      const entry: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, json, at: Date.now() };
+      listener.received.push(entry);
+      const answer = listener.respond(entry);
+      const send = () => {
+        listener.concurrent.now--;
+        res.writeHead(answer.status, { 'Content-Type': 'text/plain', ...answer.headers }).end(answer.body ?? '');
+      };
+      if (answer.delayMs) setTimeout(send, answer.delayMs);
+      else send();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  listener.port = address.port;
+  listener.url = `http://127.0.0.1:${address.port}`;
+  listener.close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return listener;
+}
+
+export type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
+
+/** Polls `check` every 10 ms until it returns a truthy value, or fails after `timeoutMs`. */
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<Truthy<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as Truthy<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Dispatcher settings that make retries quick in tests. */
+export const FAST_WEBHOOKS = {
+  pollIntervalMs: 20,
+  requestTimeoutMs: 2_000,
+  initialBackoffMs: 30,
+  maxBackoffMs: 200,
+  maxAgeMs: 60_000,
+} as const;
+
+export interface TestRegistry extends AssembledRegistry {
+  root: string;
+  /** Stops the dispatcher, closes the database and removes the folder. */
+  dispose(): Promise<void>;
+}
+
+/** A registry (auth off) on a temp folder; the dispatcher is started unless `start` is false. */
+export async function createTestRegistry(
+  options: { webhooks?: NonNullable<ConfigInput['webhooks']>; root?: string; publicUrl?: string; start?: boolean } = {},
+): Promise<TestRegistry> {
+  const root = options.root ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'registry-webhooks-')));
+  const config = validateConfig({
+    http: { addr: '127.0.0.1:5000', ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) },
+    storage: { root },
+    auth: { mode: 'none' },
+    log: { level: 'silent' },
+    webhooks: { ...FAST_WEBHOOKS, ...options.webhooks },
+  });
+  const assembled = await assemble(config, pino({ level: 'silent' }));
+  if (options.start !== false) {
+    try {
+      await assembled.webhooks.start();
+    } catch (error) {
+      await assembled.close();
+      throw error;
+    }
+  }
+  return {
+    ...assembled,
+    root,
+    async dispose() {
+      await assembled.close();
+      if (!options.root) await fs.rm(root, { recursive: true, force: true });
+    },
+  };
+}
