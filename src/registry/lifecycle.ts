@@ -1,0 +1,105 @@
+/**
+ * The lifecycle services an operator drives (admin API, CLI, schedule): garbage collection,
+ * usage reports, fsck, and the collection schedule, assembled over a registry and its
+ * LifecycleStore.
+ */
+import { Fsck } from './fsck.js';
+import { GarbageCollector, type GcHooks, type GcReport, type GcSettings } from './gc.js';
+import type { LifecycleStore, RegistryUsage, RepositoryUsage } from './lifecycle-store.js';
+import type { Registry } from './registry.js';
+
+export interface LifecycleSettings extends GcSettings {
+  /** Seconds between scheduled collections; 0: no schedule. */
+  intervalSeconds: number;
+}
+
+export interface LifecycleOptions {
+  clock?: () => number;
+  hooks?: GcHooks;
+}
+
+export interface UsageReport {
+  totals: RegistryUsage;
+  repositories: RepositoryUsage[];
+}
+
+export class UsageService {
+  constructor(private readonly store: LifecycleStore) {}
+
+  async registry(): Promise<UsageReport> {
+    return { totals: await this.store.registryUsage(), repositories: await this.store.repositoriesUsage() };
+  }
+
+  async repository(name: string): Promise<RepositoryUsage | null> {
+    return this.store.repositoryUsage(name);
+  }
+}
+
+/** Runs a collection every `intervalSeconds`, counting from the last one (recorded in the database). */
+export class GcScheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+
+  constructor(
+    private readonly gc: GarbageCollector,
+    private readonly store: LifecycleStore,
+    private readonly intervalSeconds: number,
+    private readonly listener: { onReport(report: GcReport): void; onError(error: unknown): void },
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** Schedules the next collection; does nothing when the interval is 0. */
+  async start(): Promise<void> {
+    if (this.intervalSeconds <= 0 || !this.stopped) return;
+    this.stopped = false;
+    const interval = this.intervalSeconds * 1000;
+    const [last] = await this.store.gcRuns(1);
+    // Overdue (or never run on an old registry): soon after start, not at once, so start-up stays quick.
+    const due = last ? last.finishedAt + interval - this.clock() : interval;
+    this.schedule(Math.max(due, Math.min(interval, 60_000)));
+  }
+
+  /** Cancels the schedule and waits for a collection in progress to end. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.gc
+        .run({ trigger: 'schedule' })
+        .then((report) => this.listener.onReport(report), (error: unknown) => this.listener.onError(error))
+        .finally(() => {
+          this.running = undefined;
+          this.schedule(this.intervalSeconds * 1000);
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+}
+
+export interface Lifecycle {
+  gc: GarbageCollector;
+  fsck: Fsck;
+  usage: UsageService;
+  settings: LifecycleSettings;
+  /** A schedule for this lifecycle (started by the server, not by the CLI). */
+  scheduler(listener: { onReport(report: GcReport): void; onError(error: unknown): void }): GcScheduler;
+}
+
+export function createLifecycle(registry: Registry, store: LifecycleStore, settings: LifecycleSettings, options: LifecycleOptions = {}): Lifecycle {
+  const clock = options.clock ?? Date.now;
+  const gc = new GarbageCollector(registry.store, registry.metadata, store, registry.uploads, registry.policies, settings, clock, options.hooks);
+  return {
+    gc,
+    fsck: new Fsck(registry.store, registry.metadata, store, settings.gracePeriodSeconds, clock),
+    usage: new UsageService(store),
+    settings,
+    scheduler: (listener) => new GcScheduler(gc, store, settings.intervalSeconds, listener, clock),
+  };
+}
