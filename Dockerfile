@@ -1,24 +1,57 @@
 # syntax=docker/dockerfile:1
-FROM node:20-bookworm-slim AS build
+#
+# The registry image: docker build -t harbormaster-registry .
+#
+#   docker run -d -p 5000:5000 -v registry-data:/var/lib/registry \
+#     -e REGISTRY_ADMIN_PASSWORD=change-me-please harbormaster-registry
+#
+# Settings come from REGISTRY_* variables (see config/registry.yaml, copied to /app/config);
+# data (blobs, uploads, the SQLite database, the token signing key) lives in the volume.
+# The admin CLI is on the PATH: docker exec <container> registry --help.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---- build: compile TypeScript, then keep production dependencies only
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+# better-sqlite3 is a native module: the toolchain builds it if no prebuilt binary fits.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+# ---- runtime: the compiled registry, production node_modules, no compiler, no sources
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     REGISTRY_HTTP_ADDR=0.0.0.0:5000 \
-    REGISTRY_STORAGE_ROOT=/var/lib/registry
+    REGISTRY_STORAGE_ROOT=/var/lib/registry \
+    REGISTRY_CONFIG=/app/config/registry.yaml
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY config ./config
-RUN mkdir -p /var/lib/registry && chown node:node /var/lib/registry
+COPY bin ./bin
+# `registry` (admin CLI) and `registry-agent` on the PATH; without src/ they run dist/.
+RUN chmod 0755 bin/registry.js bin/registry-agent.js \
+ && ln -s /app/bin/registry.js /usr/local/bin/registry \
+ && ln -s /app/bin/registry-agent.js /usr/local/bin/registry-agent \
+ && mkdir -p /var/lib/registry /var/lib/registry-agent \
+ && chown node:node /var/lib/registry /var/lib/registry-agent
+# The image's own unprivileged user (uid 1000); the volume must be writable by it.
 USER node
-VOLUME /var/lib/registry
+VOLUME ["/var/lib/registry"]
 EXPOSE 5000
+# SIGTERM: graceful shutdown (requests in flight finish within http.shutdownTimeoutSeconds,
+# 30 s by default): give `docker stop` a longer timeout (docker stop -t 40, compose
+# stop_grace_period). SIGHUP reloads the TLS certificate and key.
+STOPSIGNAL SIGTERM
+# Asks /healthz on the configured port and scheme (works with TLS too).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "dist/healthcheck.js"]
 CMD ["node", "dist/main.js"]

@@ -1,6 +1,14 @@
-/** Entry point: load the configuration and serve the registry until told to stop. */
+/**
+ * Entry point: load the configuration and serve the registry until told to stop.
+ *
+ * Signals: SIGTERM or SIGINT shut down gracefully (stop accepting, let requests in flight
+ * finish within http.shutdownTimeoutSeconds, stop the webhook dispatcher and the collection
+ * schedule after their current work, close the database, exit 0); a second one exits at once
+ * (status 1). SIGHUP re-reads the TLS certificate and key without dropping connections.
+ */
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger, startRegistry } from './server.js';
+import { VERSION } from './version.js';
 
 async function main(): Promise<void> {
   let config;
@@ -15,13 +23,16 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config);
   const running = await startRegistry(config, logger);
-  logger.info({ url: running.url, storage: config.storage.root }, 'registry listening');
+  logger.info({ url: running.url, storage: config.storage.root, version: VERSION }, 'registry listening');
 
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) process.exit(1);
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting at once');
+      process.exit(1);
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, deadlineSeconds: config.http.shutdownTimeoutSeconds }, 'shutting down');
     running.close().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -32,6 +43,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    running.reloadTls().then(
+      (reloaded) => {
+        if (!reloaded) logger.info('SIGHUP: no TLS certificate to reload');
+      },
+      (error: unknown) => logger.error({ err: error }, 'TLS reload failed; keeping the previous certificate'),
+    );
+  });
 }
 
 main().catch((error: unknown) => {

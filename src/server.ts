@@ -2,83 +2,225 @@
  * Builds a running registry from a configuration: opens storage and metadata, assembles the
  * domain and the HTTP app. Used by main.ts and by tests that need the real thing.
  */
+import fs from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/schema.js';
+import { ensureInitialAdmin, type PasswordAnnouncer } from './auth/bootstrap.js';
+import { isLoopbackAddress, OPEN_REGISTRY_WARNING } from './auth/exposure.js';
+import { AuthService, createTokenService } from './auth/service.js';
 import { createApp } from './http/app.js';
+import { createHttpAuth } from './http/auth-middleware.js';
+import { SqliteAccountStore } from './metadata/accounts.js';
+import { SqliteLifecycleStore } from './metadata/lifecycle.js';
+import { createInventoryReader } from './metadata/inventory.js';
 import { SqliteMetadataStore } from './metadata/sqlite.js';
+import { writableDirectoryCheck, type ReadinessCheck } from './observability/health.js';
+import { startHttpServer, type ServingState } from './serving.js';
+import { gcSummary } from './registry/gc.js';
+import { createLifecycle, type Lifecycle } from './registry/lifecycle.js';
+import type { BlobStore, MetadataStore } from './registry/ports.js';
 import { createRegistry, type Registry } from './registry/registry.js';
 import { FilesystemBlobStore } from './storage/filesystem.js';
+import { ImageExporter } from './transfer/export.js';
+import { ImageImporter } from './transfer/import.js';
+import { VERSION } from './version.js';
+import { withChangeNotifications } from './webhooks/notify.js';
+import { createWebhooks, defaultPublicUrl, type WebhookService } from './webhooks/service.js';
 
 export interface RunningRegistry {
   registry: Registry;
-  server: http.Server;
-  /** Base URL the server listens on, e.g. http://127.0.0.1:5000 */
+  server: http.Server | https.Server;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:5000 (https:// with TLS) */
   url: string;
-  close(): Promise<void>;
+  /**
+   * Graceful shutdown: stops accepting connections, lets requests in flight finish (at most
+   * `deadlineMs`, default http.shutdownTimeoutSeconds, then cuts them), stops the collection
+   * schedule and the webhook dispatcher after their current work, and closes the database.
+   */
+  close(options?: { deadlineMs?: number }): Promise<void>;
+  /** Re-reads the TLS certificate and key (SIGHUP); connections open meanwhile are kept. False without TLS. */
+  reloadTls(): Promise<boolean>;
 }
 
 export interface AssembledRegistry {
   registry: Registry;
   app: ReturnType<typeof createApp>;
   logger: Logger;
+  /** The auth service when `auth.mode` is `token`. */
+  auth?: AuthService;
+  /** Webhook subscriptions and the dispatcher (started by startRegistry). */
+  webhooks: WebhookService;
+  /** Garbage collection, usage and fsck (the collection schedule is started by startRegistry). */
+  lifecycle: Lifecycle;
+  /** Shared with the app: set when a graceful shutdown begins. */
+  serving: ServingState;
   close(): Promise<void>;
 }
 
+export interface AssembleOptions {
+  /** Clock for tokens, throttling and expiries (tests). */
+  now?: () => number;
+  /** Where a generated first-admin password is shown (default: stderr, never the log). */
+  announcePassword?: PasswordAnnouncer;
+}
+
+/** Paths never written to the log even if some code hands them to the logger. */
+const REDACTED = ['password', 'secret', 'token', 'authorization', 'headers.authorization', 'req.headers.authorization', 'req.headers.cookie'];
+
+/**
+ * JSON lines on stdout, written asynchronously (pino flushes what is buffered when the process
+ * exits), so logging never blocks a request.
+ */
 export function createLogger(config: Config): Logger {
-  return pino({ level: config.log.level, base: { service: 'registry' } });
+  return pino(
+    { level: config.log.level, base: { service: 'registry' }, redact: { paths: REDACTED, censor: '[redacted]' } },
+    pino.destination({ dest: 1, sync: false }),
+  );
 }
 
 /** Opens the stores under `storage.root` and builds the app, without listening. */
-export async function assemble(config: Config, logger: Logger = createLogger(config)): Promise<AssembledRegistry> {
+export async function assemble(config: Config, logger: Logger = createLogger(config), options: AssembleOptions = {}): Promise<AssembledRegistry> {
   const root = path.resolve(config.storage.root);
   const store = await FilesystemBlobStore.open(root);
   const metadata = new SqliteMetadataStore(path.join(root, 'registry.db'));
-  const registry = createRegistry(store, metadata, {
-    linkKnownBlobsOnHead: config.api.linkKnownBlobsOnHead,
-    maxManifestBytes: config.api.maxManifestBytes,
-    defaultCatalogPageSize: config.api.catalogPageSize,
-    maxPageSize: config.api.maxPageSize,
-    deleteEnabled: config.storage.deleteEnabled,
+  const webhooks = createWebhooks({
+    db: metadata.db,
+    metadata,
+    config: config.webhooks,
+    logger,
+    publicUrl: defaultPublicUrl(config.http.publicUrl, config.http.addr),
   });
-  const app = createApp({ registry, logger });
-  return { registry, app, logger, close: () => metadata.close() };
+  const lifecycleStore = new SqliteLifecycleStore(metadata.db);
+  // The dispatcher wakes as soon as a change (and its outbox event) is committed.
+  const registry = buildRegistry(config, store, withChangeNotifications(metadata, () => webhooks.notify()), lifecycleStore);
+  const lifecycle = createLifecycle(registry, lifecycleStore, config.lifecycle.gc);
+  let auth: AuthService | undefined;
+  try {
+    auth = config.auth.mode === 'token' ? await setUpAuth(config, root, metadata.db, logger, options) : undefined;
+  } catch (error) {
+    await metadata.close();
+    throw error;
+  }
+  const serving: ServingState = { closing: false };
+  const importsDir = path.join(root, 'imports');
+  await fs.mkdir(importsDir, { recursive: true });
+  const readiness: ReadinessCheck[] = [
+    { name: 'metadata', probe: async () => void (await metadata.listRepositories({ limit: 1 })) },
+    writableDirectoryCheck('storage', root),
+  ];
+  const inventory = createInventoryReader(metadata.db);
+  const app = createApp({
+    registry,
+    logger,
+    auth: auth && createHttpAuth(auth, { publicUrl: config.http.publicUrl }),
+    webhooks,
+    lifecycle,
+    operations: {
+      metrics: {
+        ...config.metrics,
+        sources: { inventory, webhooks: () => webhooks.deliveryStats().then(orEmptyDeliveries), gc: () => lifecycle.gc.stats() },
+      },
+      readiness,
+      trustProxy: config.http.trustProxy,
+      publicUrl: config.http.publicUrl,
+      transfer: { importer: new ImageImporter(registry), exporter: new ImageExporter(registry), tempDir: importsDir, maxBytes: config.import.maxBytes },
+      closing: () => serving.closing,
+    },
+  });
+  const close = async () => {
+    await webhooks.stop();
+    await metadata.close();
+  };
+  return { registry, app, logger, auth, webhooks, lifecycle, serving, close };
 }
 
-export function parseListenAddress(addr: string): { host: string; port: number } {
-  const index = addr.lastIndexOf(':');
-  const host = addr.slice(0, index).replace(/^\[(.*)\]$/, '$1');
-  return { host: host === '' ? '0.0.0.0' : host, port: Number(addr.slice(index + 1)) };
+function orEmptyDeliveries<T extends object>(stats: T | null): T | { byState: { pending: 0; delivered: 0; failed: 0 }; oldestPendingSeconds: 0; outboxBacklog: 0 } {
+  return stats ?? { byState: { pending: 0, delivered: 0, failed: 0 }, oldestPendingSeconds: 0, outboxBacklog: 0 };
 }
 
-/** Assembles the registry and listens on `http.addr`. */
+/** The registry domain as the configuration describes it (the server, and CLI commands that work on the storage root). */
+export function buildRegistry(config: Config, store: BlobStore, metadata: MetadataStore, lifecycleStore: SqliteLifecycleStore): Registry {
+  return createRegistry(
+    store,
+    metadata,
+    {
+      linkKnownBlobsOnHead: config.api.linkKnownBlobsOnHead,
+      maxManifestBytes: config.api.maxManifestBytes,
+      defaultCatalogPageSize: config.api.catalogPageSize,
+      maxPageSize: config.api.maxPageSize,
+      deleteEnabled: config.storage.deleteEnabled,
+    },
+    { rules: config.lifecycle, usage: lifecycleStore },
+  );
+}
+
+/**
+ * Opens the registry of the configured storage root without serving it (CLI commands such as
+ * import and export); safe beside a running server (SQLite WAL, atomic blob commits).
+ */
+export async function openRegistry(config: Config): Promise<{ registry: Registry; close(): Promise<void> }> {
+  const root = path.resolve(config.storage.root);
+  const store = await FilesystemBlobStore.open(root);
+  const metadata = new SqliteMetadataStore(path.join(root, 'registry.db'));
+  return { registry: buildRegistry(config, store, metadata, new SqliteLifecycleStore(metadata.db)), close: () => metadata.close() };
+}
+
+/** Token auth over the registry database: accounts, the token service, the first admin. */
+async function setUpAuth(config: Config, root: string, db: SqliteMetadataStore['db'], logger: Logger, options: AssembleOptions): Promise<AuthService> {
+  const store = new SqliteAccountStore(db, options.now);
+  const tokens = createTokenService({ config: config.auth, root, logger, now: options.now });
+  const auth = new AuthService({ config: config.auth, store, tokens, logger, now: options.now });
+  await ensureInitialAdmin(store, config.auth, logger, options.announcePassword);
+  return auth;
+}
+
+export { parseListenAddress } from './serving.js';
+
+/** Assembles the registry and listens on `http.addr` (HTTPS when http.tls is set). */
 export async function startRegistry(config: Config, logger: Logger = createLogger(config)): Promise<RunningRegistry> {
   const assembled = await assemble(config, logger);
-  const server = http.createServer({ keepAliveTimeout: 65_000 }, assembled.app);
-  // Layers take long to upload; never cut a slow client off mid-request.
-  server.requestTimeout = 0;
-  const { host, port } = parseListenAddress(config.http.addr);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
+  // Archives of imports cut short by a crash.
+  await emptyFolder(path.join(path.resolve(config.storage.root), 'imports'));
+  let listening;
+  try {
+    listening = await startHttpServer(assembled.app, {
+      addr: config.http.addr,
+      tls: config.http.tls.certificate && config.http.tls.key ? { certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined,
+      logger,
+      state: assembled.serving,
     });
+  } catch (error) {
+    await assembled.close();
+    throw error;
+  }
+  const { server, url, address } = listening;
+  if (config.auth.mode === 'none' && !isLoopbackAddress(address.address)) logger.warn({ addr: config.http.addr }, OPEN_REGISTRY_WARNING);
+  const gcSchedule = assembled.lifecycle.scheduler({
+    onReport: (report) => logger.info({ gc: gcSummary(report) }, 'garbage collection finished'),
+    onError: (error) => logger.warn({ err: error }, 'scheduled garbage collection failed'),
   });
-  const address = server.address() as AddressInfo;
-  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return {
-    registry: assembled.registry,
-    server,
-    url: `http://${urlHost}:${address.port}`,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
-      await assembled.close();
-    },
+  const close = async (options: { deadlineMs?: number } = {}) => {
+    // Requests in flight finish while a collection in progress ends; then webhooks stop and the database closes.
+    await Promise.all([listening.shutdown(options.deadlineMs ?? config.http.shutdownTimeoutSeconds * 1000), gcSchedule.stop()]);
+    await assembled.close();
   };
+  if (!config.http.publicUrl) assembled.webhooks.setPublicUrl(url);
+  try {
+    await assembled.webhooks.start();
+    await gcSchedule.start();
+  } catch (error) {
+    await close({ deadlineMs: 0 });
+    throw error;
+  }
+  logger.debug({ version: VERSION }, 'registry started');
+  return { registry: assembled.registry, server, url, close, reloadTls: listening.reloadTls };
+}
+
+async function emptyFolder(dir: string): Promise<void> {
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const entry of entries) await fs.rm(path.join(dir, entry), { recursive: true, force: true });
 }

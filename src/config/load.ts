@@ -14,6 +14,11 @@ export const DEFAULT_CONFIG_FILE = 'config/registry.yaml';
 const ENV_PREFIX = 'REGISTRY_';
 /** Variables with the prefix that are not settings. */
 const NON_SETTING_VARIABLES = new Set(['REGISTRY_CONFIG']);
+/** Short names for settings set often enough to deserve one: env name → key path. Consulted before the generic names. */
+const ENV_ALIASES: Record<string, string[]> = {
+  REGISTRY_AUTH: ['auth', 'mode'],
+  REGISTRY_ADMIN_PASSWORD: ['auth', 'adminPassword'],
+};
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -68,20 +73,35 @@ export function envName(keyPath: string[]): string {
 }
 
 function applyEnvironment(config: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const settings = new Map(settingPaths(configSchema).map((keyPath) => [envName(keyPath), keyPath]));
+  const leaves = settingLeaves(configSchema);
+  const aliases = Object.entries(ENV_ALIASES).flatMap(([name, keyPath]) => {
+    const leaf = leaves.find((candidate) => candidate.keyPath.join('.') === keyPath.join('.'));
+    return leaf ? [[name, leaf] as const] : [];
+  });
+  const settings = new Map([...aliases, ...leaves.map((leaf) => [envName(leaf.keyPath), leaf] as const)]);
   const result = structuredClone(config);
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || NON_SETTING_VARIABLES.has(name) || raw === undefined) continue;
-    const keyPath = settings.get(name);
-    if (!keyPath) {
+    const setting = settings.get(name);
+    if (!setting) {
       throw new ConfigError(`unknown setting in environment: ${name} (known: ${[...settings.keys()].sort().join(', ')})`);
     }
-    setPath(result, keyPath, parseScalar(raw));
+    setPath(result, setting.keyPath, envValue(raw, setting.schema));
   }
   return result;
 }
 
-/** Env values are YAML scalars, so `true`, `5000` and `info` get their natural types. */
+/**
+ * A setting that takes text gets the variable's text unchanged (a root named `2024` or
+ * holding ` #`); others read it as a YAML scalar, so `true` and `5000` get their types.
+ * A value fitting neither stays text, so the error quotes what was given.
+ */
+function envValue(raw: string, schema: z.ZodType): unknown {
+  if (schema.safeParse(raw).success) return raw;
+  const typed = parseScalar(raw);
+  return schema.safeParse(typed).success ? typed : raw;
+}
+
 function parseScalar(raw: string): unknown {
   try {
     const value: unknown = YAML.parse(raw);
@@ -101,13 +121,13 @@ function setPath(target: Record<string, unknown>, keyPath: string[], value: unkn
   node[keyPath[keyPath.length - 1]!] = value;
 }
 
-/** Every leaf key path of the schema. */
-function settingPaths(schema: z.ZodType, prefix: string[] = []): string[][] {
+/** Every leaf setting of the schema: its key path and its own schema. */
+function settingLeaves(schema: z.ZodType, prefix: string[] = []): Array<{ keyPath: string[]; schema: z.ZodType }> {
   const inner = unwrap(schema);
   if (inner instanceof z.ZodObject) {
-    return Object.entries(inner.shape as Record<string, z.ZodType>).flatMap(([key, child]) => settingPaths(child, [...prefix, key]));
+    return Object.entries(inner.shape as Record<string, z.ZodType>).flatMap(([key, child]) => settingLeaves(child, [...prefix, key]));
   }
-  return [prefix];
+  return [{ keyPath: prefix, schema }];
 }
 
 function unwrap(schema: z.ZodType): z.ZodType {

@@ -3,6 +3,10 @@
  * errors, so a typo never silently falls back to a default.
  */
 import { z } from 'zod';
+import { authConfigSchema } from '../auth/config.js';
+import { webhooksConfigSchema } from '../webhooks/config.js';
+import { lifecycleConfigSchema } from './lifecycle.js';
+import { httpOperationsShape, importConfigSchema, metricsConfigSchema } from './operations.js';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:/]*):(\d{1,5})$/;
 const MiB = 1024 * 1024;
@@ -22,6 +26,8 @@ export const configSchema = z
          * address must be given out (token realm, webhook payloads). Unset: derived from requests.
          */
         publicUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+        /** TLS, reverse-proxy trust, shutdown deadline (config/operations.ts). */
+        ...httpOperationsShape,
       })
       .strict()
       .prefault({}),
@@ -47,14 +53,24 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    auth: authConfigSchema,
+    webhooks: webhooksConfigSchema,
+    lifecycle: lifecycleConfigSchema,
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       })
       .strict()
       .prefault({}),
+    metrics: metricsConfigSchema,
+    import: importConfigSchema,
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.metrics.requireAuth && config.auth.mode === 'none') {
+      ctx.addIssue({ code: 'custom', path: ['metrics', 'requireAuth'], message: 'needs auth.mode token (there are no admin credentials with auth.mode none)' });
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -4,40 +4,92 @@
  */
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { createMetrics } from '../observability/metrics.js';
+import type { ReadinessCheck } from '../observability/health.js';
+import { createMetrics, type MetricsSources } from '../observability/metrics.js';
+import type { TrustProxySetting } from '../config/operations.js';
+import type { ImageExporter } from '../transfer/export.js';
+import type { ImageImporter } from '../transfer/import.js';
 import { isRegistryError, RegistryError } from '../registry/errors.js';
+import type { Lifecycle } from '../registry/lifecycle.js';
 import type { Registry } from '../registry/registry.js';
+import type { WebhookService } from '../webhooks/service.js';
+import type { HttpAuth } from './auth-middleware.js';
+import { observeRequests } from './observe-requests.js';
+import { learnPublicOrigin } from './public-origin.js';
+import { observePulls } from './pull-events.js';
 import { registerBaseRoutes } from './routes/base.js';
 import { registerBlobRoutes } from './routes/blobs.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerLifecycleAdminRoutes } from './routes/lifecycle-admin.js';
 import { registerListingRoutes } from './routes/listings.js';
 import { registerManifestRoutes } from './routes/manifests.js';
+import { registerTransferAdminRoutes } from './routes/transfer-admin.js';
 import { registerUploadRoutes } from './routes/uploads.js';
+import { registerWebhookAdminRoutes } from './routes/webhooks-admin.js';
 
-export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
+export { API_VERSION_HEADER } from './observe-requests.js';
+
+/** The operations surface: /metrics, /readyz, reverse-proxy trust, image import and export, shutdown. */
+export interface OperationsDependencies {
+  /** /metrics: on by default and open; `requireAuth` puts it behind the admin guard. */
+  metrics?: { enabled: boolean; requireAuth: boolean; sources?: Omit<MetricsSources, 'stats'> };
+  /** What /readyz checks (none: ready whenever the process answers). */
+  readiness?: ReadinessCheck[];
+  /** express `trust proxy`: X-Forwarded-Proto/-Host/-For from these proxies are believed. */
+  trustProxy?: TrustProxySetting;
+  /** `http.publicUrl`; when unset behind a trusted proxy, webhooks learn the public origin from forwarded requests. */
+  publicUrl?: string;
+  /** POST /api/v1/import and GET /api/v1/export/… (behind the admin guard). */
+  transfer?: { importer: ImageImporter; exporter: ImageExporter; tempDir: string; maxBytes: number };
+  /** True once a graceful shutdown began: responses then close their connections. */
+  closing?: () => boolean;
+}
 
 export interface AppDependencies {
   registry: Registry;
   logger: Logger;
   /** Middleware that authenticates the caller and sets `res.locals.caller` (none: open registry). */
   authenticate?: RequestHandler;
+  /** Token auth: its routes (/auth/token, /api/v1/users, /api/v1/robots), /v2 guard and admin guard (none: open registry). */
+  auth?: HttpAuth;
+  /** Webhooks: the /api/v1/webhooks admin API (behind auth's admin guard) and pull events. */
+  webhooks?: WebhookService;
+  /** Garbage collection, usage and fsck: the /api/v1/gc, /usage and /fsck admin API (behind auth's admin guard). */
+  lifecycle?: Lifecycle;
+  operations?: OperationsDependencies;
 }
 
-export function createApp({ registry, logger, authenticate }: AppDependencies): Express {
+export function createApp({ registry, logger, auth, authenticate = auth?.authenticate, webhooks, lifecycle, operations = {} }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.set('trust proxy', operations.trustProxy ?? false);
+  const adminGuard: RequestHandler = auth?.requireAdmin ?? ((_req, _res, next) => next());
 
-  const metrics = createMetrics(registry.stats);
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.contentType).send(await metrics.metrics());
-  });
+  const metricsSettings = operations.metrics ?? { enabled: true, requireAuth: false };
+  const metrics = metricsSettings.enabled ? createMetrics({ ...metricsSettings.sources, stats: registry.stats }) : undefined;
+  app.use(observeRequests({ logger, metrics, closing: operations.closing }));
+  registerHealthRoutes(app, operations.readiness ?? []);
+  if (metrics) {
+    if (metricsSettings.requireAuth && !auth) throw new Error('metrics.requireAuth needs auth.mode token');
+    const guard: RequestHandler = metricsSettings.requireAuth ? adminGuard : (_req, _res, next) => next();
+    app.get('/metrics', guard, async (_req, res) => {
+      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    });
+  }
+
+  if (auth) app.use(auth.routes);
+  if (webhooks) {
+    app.use(observePulls(webhooks, logger));
+    // Without auth (auth.mode: none) the registry is open, and so is its admin API.
+    registerWebhookAdminRoutes(app, webhooks, auth?.requireAdmin ?? ((_req, _res, next) => next()));
+  }
+  if (lifecycle) registerLifecycleAdminRoutes(app, lifecycle, auth?.requireAdmin ?? ((_req, _res, next) => next()));
+  if (operations.transfer) registerTransferAdminRoutes(app, { ...operations.transfer, guard: adminGuard });
+  if (webhooks && operations.trustProxy && !operations.publicUrl) app.use(learnPublicOrigin(webhooks));
 
   const v2 = express.Router({ caseSensitive: true, strict: true });
-  v2.use((_req, res, next) => {
-    res.set(API_VERSION_HEADER);
-    next();
-  });
   if (authenticate) v2.use(authenticate);
   registerBaseRoutes(v2);
   registerListingRoutes(v2, registry);
@@ -54,10 +106,8 @@ export function createApp({ registry, logger, authenticate }: AppDependencies): 
 
 function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, _next) => {
-    const registryError = isRegistryError(error)
-      ? error
-      : new RegistryError('UNKNOWN', 'internal server error', undefined, { cause: error });
-    if (!isRegistryError(error)) logger.error({ err: error, method: req.method, url: req.originalUrl }, 'request failed');
+    const registryError = toRegistryError(error);
+    if (registryError.code === 'UNKNOWN') logger.error({ err: error, reqId: res.locals.requestId, method: req.method, path: req.originalUrl.split('?', 1)[0] }, 'request failed');
     if (res.headersSent) {
       res.destroy();
       return;
@@ -69,4 +119,20 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     res.type('application/json').send(JSON.stringify(registryError.toBody()));
   };
+}
+
+/**
+ * Errors that did not come from the domain: express's own client errors (a path with broken
+ * percent-encoding, a body a parser refused) keep their 4xx status; anything else is a 500.
+ */
+function toRegistryError(error: unknown): RegistryError {
+  if (isRegistryError(error)) return error;
+  const status = (error as { status?: unknown })?.status;
+  if (error instanceof URIError || (typeof status === 'number' && status >= 400 && status < 500)) {
+    return new RegistryError('INVALID_REQUEST', `malformed request: ${(error as Error).message}`, undefined, {
+      status: typeof status === 'number' ? status : 400,
+      cause: error,
+    });
+  }
+  return new RegistryError('UNKNOWN', 'internal server error', undefined, { cause: error });
 }

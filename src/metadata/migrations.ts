@@ -100,6 +100,160 @@ const MIGRATIONS: Migration[] = [
   );
   `,
   },
+  {
+    name: 'webhooks',
+    sql: `
+  -- Webhook subscriptions; JSON columns hold lists of event types and patterns, and headers.
+  CREATE TABLE webhook_subscriptions (
+    id            TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    secret        TEXT NOT NULL,
+    events        TEXT NOT NULL,
+    repositories  TEXT NOT NULL,
+    tags          TEXT NOT NULL,
+    headers       TEXT NOT NULL,
+    format        TEXT NOT NULL CHECK (format IN ('native', 'distribution', 'cloudevents')),
+    active        INTEGER NOT NULL,
+    source        TEXT NOT NULL CHECK (source IN ('api', 'config')),
+    -- Outbox position at creation: older events are never delivered to the subscription.
+    start_seq     INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- One row per (subscription, event); the id orders deliveries within a subscription.
+  CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription_id TEXT NOT NULL REFERENCES webhook_subscriptions(id) ON DELETE CASCADE,
+    event_id        TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    repository      TEXT,
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    last_status     INTEGER,
+    last_error      TEXT,
+    UNIQUE (subscription_id, event_id)
+  );
+  CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE state = 'pending';
+  CREATE INDEX webhook_deliveries_lane ON webhook_deliveries(subscription_id, repository, id) WHERE state = 'pending';
+  CREATE INDEX webhook_deliveries_by_state ON webhook_deliveries(state, updated_at);
+
+  CREATE TABLE webhook_attempts (
+    delivery_id   INTEGER NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    attempt       INTEGER NOT NULL,
+    at            INTEGER NOT NULL,
+    status        INTEGER,
+    latency_ms    INTEGER NOT NULL,
+    error         TEXT,
+    response_body TEXT,
+    PRIMARY KEY (delivery_id, attempt)
+  ) WITHOUT ROWID;
+
+  -- How far the dispatcher has fanned the outbox out into deliveries.
+  CREATE TABLE webhook_cursor (
+    name TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO webhook_cursor (name, seq) VALUES ('outbox', 0);
+  `,
+  },
+  {
+    name: 'accounts',
+    sql: `
+  -- People: a password (scrypt hash) and a role; grants say what else they may do.
+  CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  );
+
+  -- CI accounts: a generated secret (SHA-256), optional expiry, revocable; only what their grants allow.
+  CREATE TABLE robots (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    secret_hash TEXT NOT NULL,
+    created_by  TEXT,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER
+  );
+
+  -- Repository pattern x actions (comma list of pull, push, delete), owned by a user or a robot.
+  CREATE TABLE grants (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    robot_id   INTEGER REFERENCES robots(id) ON DELETE CASCADE,
+    pattern    TEXT NOT NULL,
+    actions    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    CHECK ((user_id IS NULL) <> (robot_id IS NULL))
+  );
+  CREATE UNIQUE INDEX grants_of_user ON grants(user_id, pattern) WHERE user_id IS NOT NULL;
+  CREATE UNIQUE INDEX grants_of_robot ON grants(robot_id, pattern) WHERE robot_id IS NOT NULL;
+
+  -- Refresh tokens (offline_token): only a SHA-256 of the secret part is kept.
+  CREATE TABLE refresh_tokens (
+    id          TEXT PRIMARY KEY,
+    user_id     INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    robot_id    INTEGER REFERENCES robots(id) ON DELETE CASCADE,
+    service     TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    CHECK ((user_id IS NULL) <> (robot_id IS NULL))
+  ) WITHOUT ROWID;
+  CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens(expires_at);
+  CREATE INDEX refresh_tokens_of_user ON refresh_tokens(user_id) WHERE user_id IS NOT NULL;
+  CREATE INDEX refresh_tokens_of_robot ON refresh_tokens(robot_id) WHERE robot_id IS NOT NULL;
+  `,
+  },
+  {
+    name: 'lifecycle',
+    sql: `
+  -- Set when garbage collection (or fsck) decided to delete the blob: its links are gone, its
+  -- file is being removed, and nothing may link it again until the row itself is deleted.
+  ALTER TABLE blobs ADD COLUMN deleting_since INTEGER;
+
+  -- A blob whose content is being put in place (upload commit, mount, link on HEAD): garbage
+  -- collection leaves the digest alone until the claim ends (claims older than minutes are stale).
+  CREATE TABLE blob_claims (
+    id          TEXT PRIMARY KEY,
+    digest      TEXT NOT NULL,
+    claimed_at  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX blob_claims_by_digest ON blob_claims(digest);
+
+  -- Leases that keep two collections (server schedule, admin API, CLI) from running at once.
+  CREATE TABLE lifecycle_leases (
+    name        TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    acquired_at INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- Reports of past garbage collections (the schedule starts from the last one).
+  CREATE TABLE gc_runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    dry_run     INTEGER NOT NULL,
+    trigger     TEXT NOT NULL,
+    report      TEXT NOT NULL
+  );
+
+  -- Retention orders tags by age within a repository.
+  CREATE INDEX tags_by_update ON tags(repository_id, updated_at);
+  `,
+  },
 ];
 
 export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): void {

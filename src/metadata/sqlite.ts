@@ -7,9 +7,12 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { RegistryError } from '../registry/errors.js';
 import type { EventType, RegistryEvent } from '../registry/events.js';
 import type {
   Actor,
+  ManifestDeleteState,
+  ManifestPutGuard,
   ManifestPutResult,
   ManifestRecord,
   MetadataStore,
@@ -20,6 +23,7 @@ import type {
   UploadSession,
 } from '../registry/ports.js';
 import { migrate } from './migrations.js';
+import { REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
 
 /** SQLite's default limit on bound parameters is 32766; stay well below it per query. */
 const MAX_DIGESTS_PER_QUERY = 500;
@@ -90,13 +94,30 @@ export class SqliteMetadataStore implements MetadataStore {
     return (this.statements.getRepositoryBlob.get(repository, digest) as RepositoryBlob | undefined) ?? null;
   }
 
-  async linkBlob(repository: string, blob: RepositoryBlob, actor: Actor): Promise<void> {
+  async linkBlob(repository: string, blob: RepositoryBlob, actor: Actor, claim?: string): Promise<void> {
     this.db.transaction(() => {
       const now = Date.now();
+      if (this.statements.blobDeletingSince.get(blob.digest) != null) {
+        throw new RegistryError('BLOB_UNKNOWN', `blob ${blob.digest} is being deleted by garbage collection`, { digest: blob.digest });
+      }
       const repositoryId = this.ensureRepository(repository, actor, now);
       this.statements.insertBlob.run(blob.digest, blob.size, now);
       this.statements.linkBlob.run(repositoryId, blob.digest, now);
+      if (claim !== undefined) this.statements.deleteClaim.run(claim);
     })();
+  }
+
+  async claimBlob(digest: string): Promise<string | null> {
+    return this.db.transaction((): string | null => {
+      if (this.statements.blobDeletingSince.get(digest) != null) return null;
+      const id = randomUUID();
+      this.statements.insertClaim.run(id, digest, Date.now());
+      return id;
+    })();
+  }
+
+  async releaseBlobClaim(claim: string): Promise<void> {
+    this.statements.deleteClaim.run(claim);
   }
 
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
@@ -128,10 +149,24 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.missing(digests, (batch) => this.linkedDigests('repository_manifests', repository, batch));
   }
 
-  async putManifest(repository: string, manifest: NewManifest, tag: string | null, actor: Actor): Promise<ManifestPutResult> {
+  async putManifest(
+    repository: string,
+    manifest: NewManifest,
+    tag: string | null,
+    actor: Actor,
+    guard: ManifestPutGuard = {},
+  ): Promise<ManifestPutResult> {
     return this.db.transaction((): ManifestPutResult => {
       const now = Date.now();
-      const existed = this.statements.repositoryId.get(repository) !== undefined;
+      // Checked here, in the transaction that records the manifest, so that a garbage collection
+      // deleting a referenced blob either ran before (the push fails) or after (the blob is kept).
+      this.checkReferencesLinked(repository, manifest);
+      const existingId = this.statements.repositoryId.get(repository) as number | undefined;
+      const existed = existingId !== undefined;
+      if (tag !== null && guard.tag) {
+        guard.tag(existed ? ((this.statements.tagDigest.get(existingId, tag) as string | undefined) ?? null) : null);
+      }
+      const bytesBefore = guard.quota && existed ? this.storedBytes(existingId) : 0;
       const repositoryId = this.ensureRepository(repository, actor, now);
       const inserted = this.statements.insertManifest.run(
         manifest.digest,
@@ -149,6 +184,7 @@ export class SqliteMetadataStore implements MetadataStore {
         }
       }
       this.statements.linkManifest.run(repositoryId, manifest.digest, now);
+      guard.quota?.({ before: bytesBefore, after: this.storedBytes(repositoryId) });
 
       let previousTagDigest: string | null = null;
       if (tag !== null) {
@@ -183,7 +219,12 @@ export class SqliteMetadataStore implements MetadataStore {
     return (this.statements.resolveTag.get(repository, tag) as string | undefined) ?? null;
   }
 
-  async deleteManifest(repository: string, digest: string, actor: Actor): Promise<string[] | null> {
+  async deleteManifest(
+    repository: string,
+    digest: string,
+    actor: Actor,
+    guard?: (state: ManifestDeleteState) => void,
+  ): Promise<string[] | null> {
     return this.db.transaction((): string[] | null => {
       const repositoryId = this.statements.repositoryId.get(repository) as number | undefined;
       if (repositoryId === undefined) return null;
@@ -191,6 +232,7 @@ export class SqliteMetadataStore implements MetadataStore {
       if (!manifest) return null;
       const now = Date.now();
       const tags = this.statements.tagsForDigest.all(repositoryId, digest) as string[];
+      guard?.({ tags, referencedBy: this.statements.referencingIndexes.all(repositoryId, digest, digest) as string[] });
       for (const tag of tags) {
         this.statements.deleteTag.run(repositoryId, tag);
         this.recordEvent({ type: 'tag.deleted', repository, tag, digest, mediaType: manifest.media_type, size: manifest.size, actor }, now);
@@ -282,6 +324,30 @@ export class SqliteMetadataStore implements MetadataStore {
     );
   }
 
+  /** The repository's stored bytes, as usage reports and quotas count them. */
+  private storedBytes(repositoryId: number): number {
+    return this.statements.storedBytes.get({ repositoryId }) as number;
+  }
+
+  private checkReferencesLinked(repository: string, manifest: NewManifest): void {
+    const blobs = manifest.references.filter((r) => r.kind === 'blob').map((r) => r.digest);
+    const missingBlobs = blobs.length ? this.missing(blobs, (batch) => this.linkedDigests('repository_blobs', repository, batch)) : [];
+    if (missingBlobs.length) {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${missingBlobs[0]} is not in repository ${repository}`, { digests: missingBlobs });
+    }
+    const children = manifest.references.filter((r) => r.kind === 'manifest').map((r) => r.digest);
+    const missingChildren = children.length
+      ? this.missing(children, (batch) => this.linkedDigests('repository_manifests', repository, batch))
+      : [];
+    if (missingChildren.length) {
+      throw new RegistryError(
+        'MANIFEST_BLOB_UNKNOWN',
+        `index references manifest ${missingChildren[0]}, which is not in repository ${repository}`,
+        { digests: missingChildren },
+      );
+    }
+  }
+
   private linkedDigests(table: 'repository_blobs' | 'repository_manifests', repository: string, digests: string[]): Set<string> {
     const placeholders = digests.map(() => '?').join(',');
     const rows = this.db
@@ -328,6 +394,15 @@ function prepareStatements(db: Database.Database) {
        JOIN repositories r ON r.id = l.repository_id JOIN blobs b ON b.digest = l.digest
        WHERE r.name = ? AND l.digest = ?`,
     ),
+    blobDeletingSince: db.prepare('SELECT deleting_since FROM blobs WHERE digest = ?').pluck(),
+    insertClaim: db.prepare('INSERT INTO blob_claims (id, digest, claimed_at) VALUES (?, ?, ?)'),
+    deleteClaim: db.prepare('DELETE FROM blob_claims WHERE id = ?'),
+    storedBytes: db.prepare(REPOSITORY_STORED_BYTES_SQL).pluck(),
+    referencingIndexes: db.prepare(
+      `SELECT DISTINCT mr.manifest_digest FROM manifest_references mr
+       JOIN repository_manifests rm ON rm.digest = mr.manifest_digest AND rm.repository_id = ?
+       WHERE mr.target_digest = ? AND mr.kind = 'manifest' AND mr.manifest_digest <> ? ORDER BY mr.manifest_digest`,
+    ).pluck(),
     insertBlob: db.prepare('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING'),
     linkBlob: db.prepare(
       `INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)

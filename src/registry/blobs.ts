@@ -1,5 +1,5 @@
 /** Blobs as a repository sees them: existence checks, reads, deletes and cross-repository mounts. */
-import { RegistryError } from './errors.js';
+import { isRegistryError, RegistryError } from './errors.js';
 import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob } from './ports.js';
 import type { Readable } from 'node:stream';
 import type { RegistryStats } from './stats.js';
@@ -36,7 +36,12 @@ export class BlobService {
    */
   async check(repository: string, digest: string, access: RepositoryAccess, actor: Actor): Promise<RepositoryBlob> {
     const own = await this.metadata.getRepositoryBlob(repository, digest);
-    if (own) return own;
+    if (own) {
+      // A stored copy of the wrong size (damaged) is reported absent: the client uploads it
+      // again, and the upload replaces the damaged file.
+      if (await this.intact(own)) return own;
+      throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is damaged in storage; upload it again`, { digest });
+    }
     if (this.options.linkKnownBlobsOnHead && access.canPush(repository)) {
       const linked = await this.mount(repository, digest, undefined, access, actor);
       if (linked) return linked;
@@ -46,7 +51,7 @@ export class BlobService {
 
   async read(repository: string, digest: string, range?: ByteRange): Promise<{ blob: RepositoryBlob; stream: Readable }> {
     const blob = await this.get(repository, digest);
-    return { blob, stream: await this.store.read(digest, range) };
+    return { blob, stream: await this.store.read(digest, range, blob.size) };
   }
 
   /** Removes the blob from the repository; the content itself stays for others (GC reclaims it). */
@@ -75,12 +80,31 @@ export class BlobService {
       if (source === repository || !access.canPull(source)) continue;
       const blob = await this.metadata.getRepositoryBlob(source, digest);
       if (!blob) continue;
-      // The content must really be there: metadata alone never makes a blob visible.
-      if (!(await this.store.stat(digest))) return null;
-      await this.metadata.linkBlob(repository, blob, actor);
+      // The claim keeps garbage collection off the blob between the check below and the link;
+      // a blob it is deleting right now is not mountable, and the client uploads it instead.
+      const claim = await this.metadata.claimBlob(digest);
+      if (claim === null) return null;
+      try {
+        // The content must really be there: metadata alone never makes a blob visible.
+        if (!(await this.intact(blob))) {
+          await this.metadata.releaseBlobClaim(claim);
+          return null;
+        }
+        await this.metadata.linkBlob(repository, blob, actor, claim);
+      } catch (error) {
+        await this.metadata.releaseBlobClaim(claim);
+        if (isRegistryError(error) && error.code === 'BLOB_UNKNOWN') return null;
+        throw error;
+      }
       this.stats.blobsMounted++;
       return blob;
     }
     return null;
+  }
+
+  /** Whether the stored content exists with the size recorded at commit (a cheap damage check). */
+  private async intact(blob: RepositoryBlob): Promise<boolean> {
+    const stored = await this.store.stat(blob.digest);
+    return stored !== null && stored.size === blob.size;
   }
 }

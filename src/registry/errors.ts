@@ -24,6 +24,12 @@ export const ERROR_CODES = {
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
   UNKNOWN: { status: 500, message: 'unknown error' },
+  // As GitLab's registry: deleting a manifest an index of the same repository still lists.
+  MANIFEST_REFERENCED: { status: 409, message: 'manifest is referenced by an index' },
+  // Beyond the distribution spec: the registry's own JSON APIs (token endpoint, /api/v1).
+  INVALID_REQUEST: { status: 400, message: 'the request is invalid' },
+  NOT_FOUND: { status: 404, message: 'no such resource' },
+  CONFLICT: { status: 409, message: 'the request conflicts with the current state' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -20,8 +20,13 @@ export interface ByteRange {
 export interface BlobStore {
   /** Size of a committed blob, or null when there is none. */
   stat(digest: string): Promise<{ size: number } | null>;
-  /** Streams a committed blob (or one range of it). Rejects with BLOB_UNKNOWN when absent. */
-  read(digest: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Streams a committed blob (or one range of it). Rejects with BLOB_UNKNOWN when absent, and
+   * when `expectedSize` is given and the stored content has another size (damaged: never served).
+   */
+  read(digest: string, range?: ByteRange, expectedSize?: number): Promise<Readable>;
+  /** When a committed blob's content was last written (ms since the epoch), or null when there is none. */
+  modifiedAt(digest: string): Promise<number | null>;
   /** Removes a committed blob; false when it was not there. */
   delete(digest: string): Promise<boolean>;
   /** Every committed blob digest, in no particular order. */
@@ -45,6 +50,14 @@ export interface BlobStore {
   commitUpload(id: string, digest: string): Promise<void>;
   /** Removes an upload's temporary file, if any. */
   deleteUpload(id: string): Promise<void>;
+  /** Every upload's temporary file, with its size and last write (ms since the epoch). */
+  listUploads(): AsyncIterable<StoredUpload>;
+}
+
+export interface StoredUpload {
+  id: string;
+  size: number;
+  modifiedAt: number;
 }
 
 export interface RepositoryBlob {
@@ -79,13 +92,33 @@ export interface NewManifest extends ManifestRecord {
 /** Who did something, for the event record. */
 export interface Actor {
   name: string;
-  kind: 'user' | 'robot' | 'anonymous';
+  /** `system`: the registry itself (garbage collection, retention, fsck). */
+  kind: 'user' | 'robot' | 'anonymous' | 'system';
 }
 
 export interface ManifestPutResult {
   repositoryCreated: boolean;
   /** The digest the tag pointed at before, null when the tag is new or none was given. */
   previousTagDigest: string | null;
+}
+
+/**
+ * Checks a manifest push must pass, run inside the metadata transaction that records it, so
+ * that no concurrent change slips between check and write. Each throws to refuse the push.
+ */
+export interface ManifestPutGuard {
+  /** Given the digest the pushed tag points at now (null: new tag). Only called for pushes by tag. */
+  tag?(currentDigest: string | null): void;
+  /** Given the repository's stored bytes (see MetadataStore.putManifest) before and after the push. */
+  quota?(usage: { before: number; after: number }): void;
+}
+
+/** What a manifest deletion would affect, handed to its guard inside the transaction. */
+export interface ManifestDeleteState {
+  /** Tags of the repository pointing at the manifest. */
+  tags: string[];
+  /** Manifests (indexes) of the same repository that list it as a child. */
+  referencedBy: string[];
 }
 
 export interface ReferrerRecord {
@@ -115,8 +148,20 @@ export interface MetadataStore {
   getBlob(digest: string): Promise<RepositoryBlob | null>;
   /** The blob as linked into a repository, or null when the repository may not see it. */
   getRepositoryBlob(repository: string, digest: string): Promise<RepositoryBlob | null>;
-  /** Records a committed blob and links it into a repository (creating the repository). */
-  linkBlob(repository: string, blob: RepositoryBlob, actor: Actor): Promise<void>;
+  /**
+   * Records a committed blob and links it into a repository (creating the repository), and
+   * ends `claim` in the same transaction. Rejects with BLOB_UNKNOWN when garbage collection is
+   * deleting the blob: a blob on its way out is never linked again.
+   */
+  linkBlob(repository: string, blob: RepositoryBlob, actor: Actor, claim?: string): Promise<void>;
+  /**
+   * Protects a digest from garbage collection while its content is put in place and linked
+   * (upload commit, mount, link on HEAD): returns a claim to hand to linkBlob (or to
+   * releaseBlobClaim), or null while a collection is deleting the blob (try again shortly).
+   */
+  claimBlob(digest: string): Promise<string | null>;
+  /** Ends a claim that did not lead to a link. */
+  releaseBlobClaim(claim: string): Promise<void>;
   unlinkBlob(repository: string, digest: string): Promise<boolean>;
   /** Up to `limit` repositories that link a blob, for mount-without-`from` decisions. */
   repositoriesWithBlob(digest: string, limit: number): Promise<string[]>;
@@ -129,11 +174,20 @@ export interface MetadataStore {
   missingBlobs(repository: string, digests: string[]): Promise<string[]>;
   /** Which of these digests are not manifests of the repository. */
   missingManifests(repository: string, digests: string[]): Promise<string[]>;
-  putManifest(repository: string, manifest: NewManifest, tag: string | null, actor: Actor): Promise<ManifestPutResult>;
+  /**
+   * Records a manifest (and its tag) in one transaction that first checks that every blob it
+   * references is linked into the repository and every child manifest is in it (MANIFEST_BLOB_UNKNOWN
+   * otherwise), then runs the guard. The quota guard sees the repository's stored bytes: the
+   * distinct blobs its manifests reference plus the manifests themselves.
+   */
+  putManifest(repository: string, manifest: NewManifest, tag: string | null, actor: Actor, guard?: ManifestPutGuard): Promise<ManifestPutResult>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | null>;
   resolveTag(repository: string, tag: string): Promise<string | null>;
-  /** Removes a manifest from a repository with every tag pointing at it; returns those tags, or null when absent. */
-  deleteManifest(repository: string, digest: string, actor: Actor): Promise<string[] | null>;
+  /**
+   * Removes a manifest from a repository with every tag pointing at it; returns those tags, or
+   * null when absent. `guard` runs in the transaction first and throws to refuse.
+   */
+  deleteManifest(repository: string, digest: string, actor: Actor, guard?: (state: ManifestDeleteState) => void): Promise<string[] | null>;
   /** Removes one tag; false when it did not exist. */
   deleteTag(repository: string, tag: string, actor: Actor): Promise<boolean>;
   listTags(repository: string, page: PageRequest): Promise<string[]>;

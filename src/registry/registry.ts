@@ -1,7 +1,9 @@
 /** The registry domain, assembled from its services over a blob store and a metadata store. */
+import { DEFAULT_CLAIM_OPTIONS, type ClaimOptions } from './blob-claims.js';
 import { BlobService } from './blobs.js';
 import { ListingService } from './listings.js';
 import { ManifestService } from './manifests.js';
+import { checkBlobQuota, LifecyclePolicies, NO_RULES, type LifecycleRules, type UsageReader } from './policies.js';
 import type { BlobStore, MetadataStore } from './ports.js';
 import { RegistryStats } from './stats.js';
 import { UploadService } from './uploads.js';
@@ -23,18 +25,35 @@ export interface Registry {
   store: BlobStore;
   stats: RegistryStats;
   options: RegistryOptions;
+  /** Immutable tags, quotas and retention, as configured. */
+  policies: LifecyclePolicies;
 }
 
-export function createRegistry(store: BlobStore, metadata: MetadataStore, options: RegistryOptions): Registry {
+/** Lifecycle rules and what enforcing them reads; without them nothing is immutable and there are no quotas. */
+export interface RegistryExtras {
+  rules?: LifecycleRules;
+  /** Lets blob uploads be refused early when the repository's quota could not take them. */
+  usage?: UsageReader;
+  /** How long a push waits for garbage collection to finish deleting a blob it brings back. */
+  claims?: ClaimOptions;
+}
+
+export function createRegistry(store: BlobStore, metadata: MetadataStore, options: RegistryOptions, extras: RegistryExtras = {}): Registry {
   const stats = new RegistryStats();
+  const policies = new LifecyclePolicies(extras.rules ?? NO_RULES);
+  const { usage } = extras;
+  const admit = usage && policies.hasQuotas
+    ? (repository: string, digest: string, size: number) => checkBlobQuota(policies, usage, repository, digest, size)
+    : undefined;
   return {
     blobs: new BlobService(store, metadata, options, stats),
-    uploads: new UploadService(store, metadata, stats),
-    manifests: new ManifestService(metadata, options),
+    uploads: new UploadService(store, metadata, stats, admit, extras.claims ?? DEFAULT_CLAIM_OPTIONS),
+    manifests: new ManifestService(metadata, options, policies),
     listings: new ListingService(metadata, options),
     metadata,
     store,
     stats,
     options,
+    policies,
   };
 }

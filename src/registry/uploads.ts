@@ -7,6 +7,7 @@
  */
 import { randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { blobBeingCollected, claimBlob, DEFAULT_CLAIM_OPTIONS, type ClaimOptions } from './blob-claims.js';
 import { createDigester, digestOf, digestStream } from './digests.js';
 import { RegistryError } from './errors.js';
 import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryBlob, UploadSession } from './ports.js';
@@ -44,6 +45,9 @@ export class UploadService {
     private readonly store: BlobStore,
     private readonly metadata: MetadataStore,
     private readonly stats: RegistryStats,
+    /** Checks a verified blob may join the repository (quotas); throws to refuse it. */
+    private readonly admit: (repository: string, digest: string, size: number) => Promise<void> = async () => {},
+    private readonly claims: ClaimOptions = DEFAULT_CLAIM_OPTIONS,
   ) {}
 
   async start(repository: string): Promise<UploadStatus> {
@@ -88,13 +92,36 @@ export class UploadService {
           actual,
         });
       }
-      await this.store.commitUpload(id, digest);
-      this.stats.blobsCommitted++;
+      try {
+        await this.admit(repository, digest, size);
+      } catch (error) {
+        await this.discard(id);
+        throw error;
+      }
       const blob = { digest, size };
-      await this.metadata.linkBlob(repository, blob, actor);
+      // Between the claim and the link, garbage collection leaves the digest alone.
+      const claim = await claimBlob(this.metadata, digest, this.claims);
+      if (claim === null) throw blobBeingCollected(digest);
+      try {
+        const stored = await this.store.stat(digest);
+        // A stored copy of another size is damaged: this verified upload replaces it.
+        if (stored && stored.size !== size) await this.store.delete(digest);
+        await this.store.commitUpload(id, digest);
+        this.stats.blobsCommitted++;
+        await this.metadata.linkBlob(repository, blob, actor, claim);
+      } catch (error) {
+        await this.metadata.releaseBlobClaim(claim);
+        throw error;
+      }
       await this.metadata.deleteUpload(id);
       return blob;
     });
+  }
+
+  /** Ends a session nobody finished (garbage collection of stale uploads): its file, record and running hash. */
+  async expire(id: string): Promise<void> {
+    if (this.busy.has(id)) return;
+    await this.discard(id);
   }
 
   /** A whole blob in one request (POST ?digest=). */

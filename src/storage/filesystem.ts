@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../registry/errors.js';
-import type { BlobStore, ByteRange } from '../registry/ports.js';
+import type { BlobStore, ByteRange, StoredUpload } from '../registry/ports.js';
 import { StoragePaths } from './paths.js';
 
 /** Large reads keep syscalls few when streaming multi-GiB layers. */
@@ -39,7 +39,7 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
-  async read(digest: string, range?: ByteRange): Promise<Readable> {
+  async read(digest: string, range?: ByteRange, expectedSize?: number): Promise<Readable> {
     let handle: fs.FileHandle;
     try {
       handle = await fs.open(this.paths.blob(digest), 'r');
@@ -47,12 +47,32 @@ export class FilesystemBlobStore implements BlobStore {
       if (isNotFound(error)) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
       throw error;
     }
+    if (expectedSize !== undefined) {
+      // fstat of the handle about to be read: the bytes served are the bytes checked.
+      const { size } = await handle.stat().catch(async (error: unknown) => {
+        await handle.close();
+        throw error;
+      });
+      if (size !== expectedSize) {
+        await handle.close();
+        throw damaged(digest, size, expectedSize);
+      }
+    }
     return handle.createReadStream({
       start: range?.start,
       end: range?.end,
       highWaterMark: STREAM_CHUNK_BYTES,
       autoClose: true,
     });
+  }
+
+  async modifiedAt(digest: string): Promise<number | null> {
+    try {
+      return (await fs.stat(this.paths.blob(digest))).mtimeMs;
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
   }
 
   async delete(digest: string): Promise<boolean> {
@@ -133,6 +153,29 @@ export class FilesystemBlobStore implements BlobStore {
   async deleteUpload(id: string): Promise<void> {
     await fs.rm(this.paths.upload(id), { force: true });
   }
+
+  async *listUploads(): AsyncIterable<StoredUpload> {
+    for (const id of await readdirOrEmpty(this.paths.uploadsDir)) {
+      if (!StoragePaths.isUploadId(id)) continue; // not ours
+      let stats;
+      try {
+        stats = await fs.stat(this.paths.upload(id));
+      } catch (error) {
+        if (isNotFound(error)) continue; // finished or cancelled meanwhile
+        throw error;
+      }
+      yield { id, size: stats.size, modifiedAt: stats.mtimeMs };
+    }
+  }
+}
+
+/** A stored blob whose size disagrees with what was verified at commit: refused, never served. */
+function damaged(digest: string, actual: number, expected: number): RegistryError {
+  return new RegistryError(
+    'BLOB_UNKNOWN',
+    `blob ${digest} is damaged in storage (${actual} bytes on disk, ${expected} expected) and is not served; push it again or run fsck`,
+    { digest, damaged: true },
+  );
 }
 
 function isNotFound(error: unknown): boolean {

@@ -30,6 +30,11 @@ export class StoragePaths {
     return path.join(this.blobsDir, algorithm, hex.slice(0, 2), hex);
   }
 
+  /** Whether a name can be an upload id (files of other names in the uploads folder are not ours). */
+  static isUploadId(id: string): boolean {
+    return SAFE_UPLOAD_ID.test(id);
+  }
+
   upload(id: string): string {
     if (!SAFE_UPLOAD_ID.test(id)) throw new Error(`refusing unsafe upload id: ${id}`);
     return path.join(this.uploadsDir, id);
