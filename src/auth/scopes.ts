@@ -1,6 +1,6 @@
 /**
- * Resource scopes as scope.md defines them (`repository:samalba/my-app:pull,push`), the
- * `access` entries of tokens, and the scope each /v2 request needs.
+ * Resource scopes as scope.md defines them (`repository:samalba/my-app:pull,push`) and the
+ * `access` entries of tokens. Which scope an HTTP request needs is src/http/required-access.ts.
  */
 
 /** One resource and the actions on it: a scope entry, and an entry of a token's `access` claim. */
@@ -73,57 +73,3 @@ function unique(values: string[]): string[] {
   return [...new Set(values)];
 }
 
-/** What a request needs: just a valid identity (`/v2/`, unknown paths), or a resource scope. */
-export type RequiredAccess = { kind: 'identity' } | { kind: 'scope'; scope: ResourceScope };
-
-interface RouteRule {
-  methods: readonly string[];
-  path: RegExp;
-  actions: (method: string) => string[];
-}
-
-const READ = ['GET', 'HEAD'];
-const pullOrPush = (method: string) => (READ.includes(method) ? ['pull'] : ['pull', 'push']);
-
-/**
- * The /v2 routes that name a repository, in the order src/http/app.ts registers them and with
- * the same path expressions, so the repository authorised is exactly the one the route serves.
- * Reads need `pull`, writes `pull,push` (as CNCF distribution asks), deletes `delete`; every
- * method on an upload session is part of a push.
- */
-const REPOSITORY_ROUTES: readonly RouteRule[] = [
-  { methods: READ, path: /^\/v2\/(.+)\/tags\/list$/, actions: () => ['pull'] },
-  { methods: ['POST'], path: /^\/v2\/(.+)\/blobs\/uploads\/?$/, actions: () => ['pull', 'push'] },
-  { methods: [...READ, 'PATCH', 'PUT', 'DELETE'], path: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, actions: () => ['pull', 'push'] },
-  { methods: [...READ, 'DELETE'], path: /^\/v2\/(.+)\/blobs\/([^/]+)$/, actions: (method) => (method === 'DELETE' ? ['delete'] : ['pull']) },
-  {
-    methods: [...READ, 'PUT', 'DELETE'],
-    path: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
-    actions: (method) => (method === 'DELETE' ? ['delete'] : pullOrPush(method)),
-  },
-  { methods: READ, path: /^\/v2\/(.+)\/referrers\/([^/]+)$/, actions: () => ['pull'] },
-];
-
-/** The access a /v2 request needs, from its method and path (without the query string). */
-export function requiredAccess(method: string, path: string): RequiredAccess {
-  if (/^\/v2\/_catalog$/.test(path) && READ.includes(method)) return { kind: 'scope', scope: CATALOG_SCOPE };
-  for (const rule of REPOSITORY_ROUTES) {
-    if (!rule.methods.includes(method)) continue;
-    const match = rule.path.exec(path);
-    if (!match) continue;
-    // Express hands routes their captures URI-decoded (`a%2Fb` is `a/b`): authorise that same name.
-    const name = decodeParam(match[1]!);
-    // Undecodable: the router refuses the request before any route runs.
-    if (name === null) return { kind: 'identity' };
-    return { kind: 'scope', scope: { type: 'repository', name, actions: rule.actions(method) } };
-  }
-  return { kind: 'identity' };
-}
-
-function decodeParam(raw: string): string | null {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return null;
-  }
-}

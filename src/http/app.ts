@@ -17,6 +17,7 @@ import type { HttpAuth } from './auth-middleware.js';
 import { observeRequests } from './observe-requests.js';
 import { learnPublicOrigin } from './public-origin.js';
 import { observePulls } from './pull-events.js';
+import { allowedMethods, matchEndpoint } from './endpoints.js';
 import { registerBaseRoutes } from './routes/base.js';
 import { registerBlobRoutes } from './routes/blobs.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -65,6 +66,7 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.set('trust proxy', operations.trustProxy ?? false);
+  // Without auth (auth.mode: none) the registry is open, and so are its admin APIs.
   const adminGuard: RequestHandler = auth?.requireAdmin ?? ((_req, _res, next) => next());
 
   const metricsSettings = operations.metrics ?? { enabled: true, requireAuth: false };
@@ -82,10 +84,9 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
   if (auth) app.use(auth.routes);
   if (webhooks) {
     app.use(observePulls(webhooks, logger));
-    // Without auth (auth.mode: none) the registry is open, and so is its admin API.
-    registerWebhookAdminRoutes(app, webhooks, auth?.requireAdmin ?? ((_req, _res, next) => next()));
+    registerWebhookAdminRoutes(app, webhooks, adminGuard);
   }
-  if (lifecycle) registerLifecycleAdminRoutes(app, lifecycle, auth?.requireAdmin ?? ((_req, _res, next) => next()));
+  if (lifecycle) registerLifecycleAdminRoutes(app, lifecycle, adminGuard);
   if (operations.transfer) registerTransferAdminRoutes(app, { ...operations.transfer, guard: adminGuard });
   if (webhooks && operations.trustProxy && !operations.publicUrl) app.use(learnPublicOrigin(webhooks));
 
@@ -96,13 +97,24 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
   registerUploadRoutes(v2, registry);
   registerBlobRoutes(v2, registry);
   registerManifestRoutes(v2, registry);
-  v2.use((req, _res, next) => {
-    next(new RegistryError('UNSUPPORTED', `no API endpoint for ${req.method} ${req.path}`, undefined, { status: 404 }));
-  });
-  app.use(v2);
+  v2.use(unservedEndpoint);
+  // Only /v2 paths meet the registry API's authentication; anything else unknown is a plain 404.
+  app.use((req, res, next) => (req.path === '/v2' || req.path.startsWith('/v2/') ? v2(req, res, next) : next()));
+  app.use((req, _res, next) => next(new RegistryError('NOT_FOUND', `no such resource: ${req.method} ${req.path}`)));
   app.use(errorHandler(logger));
   return app;
 }
+
+/** A /v2 path no route served: 405 with `Allow` when the endpoint exists for other methods, else 404. */
+const unservedEndpoint: RequestHandler = (req, _res, next) => {
+  const matched = matchEndpoint(req.method, req.path);
+  if (matched && !matched.methodAllowed) {
+    const allow = allowedMethods(matched.endpoint).join(', ');
+    next(new RegistryError('UNSUPPORTED', `${req.method} is not supported here; allowed: ${allow}`, { method: req.method }, { headers: { Allow: allow } }));
+    return;
+  }
+  next(new RegistryError('UNSUPPORTED', `no API endpoint for ${req.method} ${req.path}`, undefined, { status: 404 }));
+};
 
 function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, _next) => {

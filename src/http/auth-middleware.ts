@@ -9,7 +9,7 @@ import type { AccessPolicy } from '../auth/accounts.js';
 import { isRepositoryAction } from '../auth/accounts.js';
 import { accessDetail, basicChallenge, bearerChallenge } from '../auth/challenge.js';
 import { actorOf, type Principal } from '../auth/principals.js';
-import { accessAllows, ADMIN_SCOPE, requiredAccess } from '../auth/scopes.js';
+import { accessAllows, ADMIN_SCOPE } from '../auth/scopes.js';
 import { LoginFailed, LoginThrottled, type AuthService } from '../auth/service.js';
 import { TokenError, type VerifiedToken } from '../auth/tokens.js';
 import { RegistryError } from '../registry/errors.js';
@@ -17,6 +17,7 @@ import { UNRESTRICTED_ACCESS, type RepositoryAccess } from '../registry/ports.js
 import { registerAccountRoutes } from './routes/admin-accounts.js';
 import { registerTokenRoutes } from './routes/token.js';
 import { authorization, basicCredentials, clientAddress, throttledError, type RealmResolver } from './credentials.js';
+import { requiredAccess } from './required-access.js';
 import type { CallerContext } from './wire.js';
 
 /** What createApp needs from auth: the /v2 guard, the admin guard, and auth's own routes. */

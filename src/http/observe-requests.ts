@@ -1,7 +1,7 @@
 /**
  * The first middleware of the app: the headers every response carries (API version, Server,
  * X-Request-Id), and, when the response is done, one histogram observation and one structured
- * log line per request. Cheap by construction: the route comes from a few string searches, the
+ * log line per request. Cheap by construction: the route comes from the endpoint table, the
  * log line is skipped entirely when its level is off, and nothing is read from the body.
  *
  * Log fields: reqId, method, route, repository, status, bytesIn (Content-Length, or for a
@@ -55,7 +55,7 @@ export function observeRequests({ logger, metrics, closing }: ObserveRequestsOpt
 
     res.once('close', () => {
       if (inFlight) inFlight.count--;
-      const { route, repository } = classifyPath(path);
+      const { route, repository } = classifyPath(req.method, path);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const status = res.writableFinished ? res.statusCode : 499;
       metrics?.observeRequest(route, methodLabel(req.method), status, seconds);

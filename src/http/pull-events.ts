@@ -7,14 +7,13 @@
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { WebhookService } from '../webhooks/service.js';
+import { V2_ENDPOINTS } from './endpoints.js';
 import { caller } from './wire.js';
-
-const MANIFEST_PATH = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
 
 export function observePulls(webhooks: WebhookService, logger: Logger): RequestHandler {
   return (req, res, next) => {
     if (req.method !== 'GET' || !webhooks.wantsPulls()) return next();
-    const match = MANIFEST_PATH.exec(req.path);
+    const match = V2_ENDPOINTS.manifest.path.exec(req.path);
     if (!match) return next();
     res.once('finish', () => {
       const digest = res.getHeader('Docker-Content-Digest');

@@ -40,6 +40,16 @@ describe('token authentication flow', () => {
     assert.equal(res.body.errors[0].code, 'UNAUTHORIZED');
   });
 
+  it('answers paths outside the registry API with 404, not a credentials challenge', async () => {
+    const res = await request(t.app).get('/favicon.ico');
+    assert.equal(res.status, 404);
+    assert.equal(res.headers['www-authenticate'], undefined);
+  });
+
+  it('challenges a wrong method on a known endpoint before telling it apart (405 only with a valid identity)', async () => {
+    assert.equal((await request(t.app).post('/v2/team/app/manifests/latest')).status, 401);
+  });
+
   it('names the needed scope: pull,push for a push, pull for a pull, registry:catalog:* for the catalog', async () => {
     const push = await request(t.app).post('/v2/team/app/blobs/uploads/');
     assert.equal(push.status, 401);

@@ -5,7 +5,8 @@ import { AccessPolicy } from '../../src/auth/accounts.js';
 import { bearerChallenge } from '../../src/auth/challenge.js';
 import { compilePattern, isValidPattern } from '../../src/auth/patterns.js';
 import { ANONYMOUS } from '../../src/auth/principals.js';
-import { formatScope, parseScopes, requiredAccess, ScopeError } from '../../src/auth/scopes.js';
+import { formatScope, parseScopes, ScopeError } from '../../src/auth/scopes.js';
+import { requiredAccess } from '../../src/http/required-access.js';
 
 describe('scopes', () => {
   it('parses repeated and space-separated scopes, merging actions per resource', () => {

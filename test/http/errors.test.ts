@@ -23,10 +23,18 @@ describe('errors', () => {
     assertError(res, 404, 'UNSUPPORTED');
   });
 
-  it('answers an unsupported method on a known path with a JSON error', async () => {
+  it('answers an unsupported method on a known path with 405 UNSUPPORTED and Allow', async () => {
     const res = await request(t.app).post('/v2/valid/repo/manifests/latest');
-    assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
-    assert.ok(Array.isArray((res.body as { errors?: unknown }).errors));
+    assertError(res, 405, 'UNSUPPORTED');
+    assert.equal(res.headers.allow, 'GET, HEAD, PUT, DELETE');
+    const upload = await request(t.app).put('/v2/valid/repo/blobs/uploads/');
+    assertError(upload, 405, 'UNSUPPORTED');
+    assert.equal(upload.headers.allow, 'POST');
+  });
+
+  it('answers a path outside /v2 with a plain 404, without asking for credentials', async () => {
+    const res = await request(t.app).get('/favicon.ico');
+    assertError(res, 404, 'NOT_FOUND');
   });
 
   describe('NAME_INVALID', () => {

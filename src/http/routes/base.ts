@@ -1,8 +1,9 @@
 /** `GET /v2/`: the API version check every client starts with. */
 import type { Router } from 'express';
+import { V2_ENDPOINTS } from '../endpoints.js';
 
 export function registerBaseRoutes(router: Router): void {
-  router.get(/^\/v2\/?$/, (_req, res) => {
+  router.get(V2_ENDPOINTS.base.path, (_req, res) => {
     res.type('application/json').send('{}');
   });
 }

@@ -5,9 +5,10 @@ import { RegistryError } from '../../registry/errors.js';
 import type { ByteRange, RepositoryBlob } from '../../registry/ports.js';
 import { assertDigest } from '../../registry/references.js';
 import type { Registry } from '../../registry/registry.js';
+import { V2_ENDPOINTS } from '../endpoints.js';
 import { caller, pathParam, repositoryParam, sendEmpty } from '../wire.js';
 
-const BLOB_PATH = /^\/v2\/(.+)\/blobs\/([^/]+)$/;
+const BLOB_PATH = V2_ENDPOINTS.blob.path;
 
 export function registerBlobRoutes(router: Router, registry: Registry): void {
   const { blobs } = registry;

@@ -1,11 +1,12 @@
 /** Tag listing and the catalog, with the spec's `n` / `last` pagination and `Link` header. */
 import type { Router } from 'express';
 import type { Registry } from '../../registry/registry.js';
+import { V2_ENDPOINTS } from '../endpoints.js';
 import { UNRESTRICTED_ACCESS } from '../../registry/ports.js';
 import { caller, nextPageLink, pageSizeParam, queryParam, repositoryParam } from '../wire.js';
 
 export function registerListingRoutes(router: Router, registry: Registry): void {
-  router.get(/^\/v2\/_catalog$/, async (req, res) => {
+  router.get(V2_ENDPOINTS.catalog.path, async (req, res) => {
     const n = pageSizeParam(req);
     const { access } = caller(res);
     // Only what the caller may pull (an open registry lists everything).
@@ -15,7 +16,7 @@ export function registerListingRoutes(router: Router, registry: Registry): void 
     res.json({ repositories: page.entries });
   });
 
-  router.get(/^\/v2\/(.+)\/tags\/list$/, async (req, res) => {
+  router.get(V2_ENDPOINTS.tags.path, async (req, res) => {
     const name = repositoryParam(req);
     const n = pageSizeParam(req);
     const page = await registry.listings.tags(name, { n, last: queryParam(req, 'last') });

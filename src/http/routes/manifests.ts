@@ -5,9 +5,10 @@ import { manifestTooLarge } from '../../registry/manifests.js';
 import { MEDIA_TYPES } from '../../registry/media-types.js';
 import { assertDigest } from '../../registry/references.js';
 import type { Registry } from '../../registry/registry.js';
+import { V2_ENDPOINTS } from '../endpoints.js';
 import { caller, contentLength, pathParam, queryParam, repositoryParam, sendEmpty } from '../wire.js';
 
-const MANIFEST_PATH = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
+const MANIFEST_PATH = V2_ENDPOINTS.manifest.path;
 
 export function registerManifestRoutes(router: Router, registry: Registry): void {
   const { manifests } = registry;
@@ -50,7 +51,7 @@ export function registerManifestRoutes(router: Router, registry: Registry): void
     sendEmpty(res, 202);
   });
 
-  router.get(/^\/v2\/(.+)\/referrers\/([^/]+)$/, async (req, res) => {
+  router.get(V2_ENDPOINTS.referrers.path, async (req, res) => {
     const name = repositoryParam(req);
     const digest = assertDigest(pathParam(req, 1));
     const artifactType = queryParam(req, 'artifactType');

@@ -8,10 +8,11 @@ import { rangeHeader } from '../../registry/uploads.js';
 import { RegistryError } from '../../registry/errors.js';
 import { assertDigest, assertName } from '../../registry/references.js';
 import type { Registry } from '../../registry/registry.js';
+import { V2_ENDPOINTS } from '../endpoints.js';
 import { caller, contentLength, hasBody, pathParam, queryParam, repositoryParam, sendEmpty, uploadContentRange } from '../wire.js';
 
-const START_PATH = /^\/v2\/(.+)\/blobs\/uploads\/?$/;
-const SESSION_PATH = /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/;
+const START_PATH = V2_ENDPOINTS.uploadStart.path;
+const SESSION_PATH = V2_ENDPOINTS.uploadSession.path;
 
 export function registerUploadRoutes(router: Router, registry: Registry): void {
   const { uploads, blobs } = registry;
