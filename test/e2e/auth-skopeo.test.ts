@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { buildOciImage, seededBytes, type BuiltImage } from '../helpers/oci-layout.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 import { CommandError, hasCommand, run, type RunResult } from '../helpers/tools.js';
+import { skopeoRunner } from '../helpers/skopeo.js';
 
 const ADMIN_PASSWORD = 'e2e-admin-password-42';
 const hasSkopeo = hasCommand('skopeo');
@@ -29,7 +30,7 @@ describe('token auth with skopeo and podman against the registry process', { ski
     work = path.join(os.tmpdir(), `auth-e2e-${randomBytes(6).toString('hex')}`);
     await fs.mkdir(work, { mode: 0o700 });
     server = await startServer({ env: { REGISTRY_AUTH: 'token', REGISTRY_ADMIN_PASSWORD: ADMIN_PASSWORD, REGISTRY_AUTH_PUBLIC_REPOSITORIES: 'public/**' } });
-    skopeo = await isolatedSkopeo(path.join(work, 'skopeo'));
+    skopeo = await skopeoRunner(path.join(work, 'skopeo'));
     image = await buildOciImage(path.join(work, 'image'), [
       { file: 'a.bin', content: seededBytes('auth-e2e-a', 120 * 1024) },
       { file: 'b.bin', content: seededBytes('auth-e2e-b', 80 * 1024) },
@@ -132,24 +133,6 @@ describe('token auth with skopeo and podman against the registry process', { ski
   });
 });
 
-/** skopeo with its own home, policy and auth file, so nothing from the host leaks in or out. */
-async function isolatedSkopeo(dir: string): Promise<(...args: string[]) => Promise<RunResult>> {
-  await fs.mkdir(path.join(dir, 'registries.d'), { recursive: true });
-  await fs.mkdir(path.join(dir, 'run'), { recursive: true, mode: 0o700 });
-  const policy = path.join(dir, 'policy.json');
-  await fs.writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-  await fs.writeFile(path.join(dir, 'registries.conf'), '');
-  const env = {
-    ...process.env,
-    HOME: dir,
-    XDG_RUNTIME_DIR: path.join(dir, 'run'),
-    XDG_CONFIG_HOME: path.join(dir, 'config'),
-    CONTAINERS_REGISTRIES_CONF: path.join(dir, 'registries.conf'),
-    REGISTRY_AUTH_FILE: path.join(dir, 'auth.json'),
-    TMPDIR: dir,
-  };
-  return (...args: string[]) => run('skopeo', ['--policy', policy, '--registries.d', path.join(dir, 'registries.d'), ...args], { env, timeoutMs: 90_000 });
-}
 
 /** podman on private storage (vfs) and auth file; null when podman is missing or cannot run. */
 async function isolatedPodman(dir: string): Promise<((...args: string[]) => Promise<RunResult>) | null> {

@@ -18,7 +18,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildOciImage, seededBytes, type BuiltImage, type LayerSpec } from '../helpers/oci-layout.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
-import { CommandError, hasCommand, run, type RunResult } from '../helpers/tools.js';
+import { CommandError, hasCommand, type RunResult } from '../helpers/tools.js';
+import { skopeoRunner } from '../helpers/skopeo.js';
 
 const hasSkopeo = hasCommand('skopeo');
 if (!hasSkopeo) console.log('lifecycle skopeo e2e skipped: skopeo not installed');
@@ -269,27 +270,3 @@ function lastLine(text: string): string {
   return text.trim().split('\n').pop() ?? '';
 }
 
-/**
- * skopeo with private state under `dir` (blob-info cache, auth file, registries configuration,
- * signature policy), so runs never read or write the machine's.
- */
-async function skopeoRunner(dir: string): Promise<(...args: string[]) => Promise<RunResult>> {
-  await fs.mkdir(path.join(dir, 'data'), { recursive: true });
-  await fs.mkdir(path.join(dir, 'run'), { recursive: true, mode: 0o700 });
-  await fs.mkdir(path.join(dir, 'registries.d'), { recursive: true });
-  const registriesConf = path.join(dir, 'registries.conf');
-  await fs.writeFile(registriesConf, '');
-  const policy = path.join(dir, 'policy.json');
-  await fs.writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOME: dir,
-    XDG_DATA_HOME: path.join(dir, 'data'),
-    XDG_RUNTIME_DIR: path.join(dir, 'run'),
-    XDG_CONFIG_HOME: path.join(dir, 'config'),
-    CONTAINERS_REGISTRIES_CONF: registriesConf,
-    ...(process.getuid?.() === 0 ? { _CONTAINERS_ROOTLESS_UID: '1000' } : {}),
-    TMPDIR: dir,
-  };
-  return (...args: string[]) => run('skopeo', ['--policy', policy, '--registries.d', path.join(dir, 'registries.d'), ...args], { env, timeoutMs: 90_000 });
-}

@@ -16,7 +16,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildOciImage, buildOciIndex, seededBytes, type BuiltImage, type BuiltIndex, type LayerSpec } from '../helpers/oci-layout.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
-import { hasCommand, run, type RunResult } from '../helpers/tools.js';
+import { hasCommand, type RunResult } from '../helpers/tools.js';
+import { skopeoRunner } from '../helpers/skopeo.js';
 
 const hasSkopeo = hasCommand('skopeo');
 if (!hasSkopeo) console.log('skopeo e2e skipped: skopeo not installed');
@@ -249,36 +250,6 @@ describe('skopeo against the registry process', { skip: hasSkopeo ? false : 'sko
   });
 });
 
-/**
- * A skopeo invocation with its own state under `dir`: blob-info cache, auth file location,
- * registries configuration and signature policy, so runs never read or write the machine's.
- * As root, containers/image keeps its cache in /var/lib/containers/cache; with
- * _CONTAINERS_ROOTLESS_UID set it uses $XDG_DATA_HOME/containers/cache instead.
- */
-async function skopeoRunner(dir: string): Promise<(...args: string[]) => Promise<RunResult>> {
-  await fs.mkdir(path.join(dir, 'data'), { recursive: true });
-  await fs.mkdir(path.join(dir, 'run'), { recursive: true, mode: 0o700 });
-  await fs.mkdir(path.join(dir, 'registries.d'), { recursive: true });
-  const registriesConf = path.join(dir, 'registries.conf');
-  await fs.writeFile(registriesConf, '');
-  const policy = path.join(dir, 'policy.json');
-  await fs.writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOME: dir,
-    XDG_DATA_HOME: path.join(dir, 'data'),
-    XDG_RUNTIME_DIR: path.join(dir, 'run'),
-    XDG_CONFIG_HOME: path.join(dir, 'config'),
-    CONTAINERS_REGISTRIES_CONF: registriesConf,
-    ...(process.getuid?.() === 0 ? { _CONTAINERS_ROOTLESS_UID: '1000' } : {}),
-    TMPDIR: dir,
-  };
-  return (...args: string[]) => {
-    // Global options must precede the subcommand.
-    const globals = ['--policy', policy, '--registries.d', path.join(dir, 'registries.d')];
-    return run('skopeo', [...globals, ...args], { env, timeoutMs: 90_000 });
-  };
-}
 
 /** The HTTP requests and reuse decisions in a `skopeo --debug` log, for failure messages. */
 function clientRequests(debugLog: string): string {

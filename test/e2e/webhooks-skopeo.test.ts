@@ -16,7 +16,8 @@ import Database from 'better-sqlite3';
 import { verifySignature } from '../../src/webhooks/signing.js';
 import { buildOciImage, buildOciIndex, seededBytes } from '../helpers/oci-layout.js';
 import { PROJECT_ROOT, startServer, type ServerProcess } from '../helpers/server-process.js';
-import { hasCommand, run, type RunResult } from '../helpers/tools.js';
+import { hasCommand, type RunResult } from '../helpers/tools.js';
+import { skopeoRunner } from '../helpers/skopeo.js';
 import { startListener, waitFor, type Listener, type Received } from '../webhooks/support.js';
 
 const hasSkopeo = hasCommand('skopeo');
@@ -254,21 +255,3 @@ describe('webhooks with skopeo and the registry process', { skip: hasSkopeo ? fa
   });
 });
 
-async function skopeoRunner(dir: string): Promise<(...args: string[]) => Promise<RunResult>> {
-  await fs.mkdir(path.join(dir, 'run'), { recursive: true, mode: 0o700 });
-  await fs.mkdir(path.join(dir, 'registries.d'), { recursive: true });
-  const registriesConf = path.join(dir, 'registries.conf');
-  await fs.writeFile(registriesConf, '');
-  const policy = path.join(dir, 'policy.json');
-  await fs.writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOME: dir,
-    XDG_DATA_HOME: path.join(dir, 'data'),
-    XDG_RUNTIME_DIR: path.join(dir, 'run'),
-    XDG_CONFIG_HOME: path.join(dir, 'config'),
-    CONTAINERS_REGISTRIES_CONF: registriesConf,
-    TMPDIR: dir,
-  };
-  return (...args: string[]) => run('skopeo', ['--policy', policy, '--registries.d', path.join(dir, 'registries.d'), ...args], { env, timeoutMs: 90_000 });
-}
