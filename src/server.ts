@@ -162,11 +162,14 @@ export function buildRegistry(config: Config, store: BlobStore, metadata: Metada
  * Opens the registry of the configured storage root without serving it (CLI commands such as
  * import and export); safe beside a running server (SQLite WAL, atomic blob commits).
  */
-export async function openRegistry(config: Config): Promise<{ registry: Registry; close(): Promise<void> }> {
+export async function openRegistry(
+  config: Config,
+): Promise<{ registry: Registry; lifecycleStore: SqliteLifecycleStore; close(): Promise<void> }> {
   const root = path.resolve(config.storage.root);
   const store = await FilesystemBlobStore.open(root);
   const metadata = new SqliteMetadataStore(path.join(root, 'registry.db'));
-  return { registry: buildRegistry(config, store, metadata, new SqliteLifecycleStore(metadata.db)), close: () => metadata.close() };
+  const lifecycleStore = new SqliteLifecycleStore(metadata.db);
+  return { registry: buildRegistry(config, store, metadata, lifecycleStore), lifecycleStore, close: () => metadata.close() };
 }
 
 /** Token auth over the registry database: accounts, the token service, the first admin. */

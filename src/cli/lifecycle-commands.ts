@@ -8,19 +8,14 @@
  *   registry fsck [--repair] [--grace-period SECONDS] [--json]     exit 1 while problems remain
  *   registry usage [REPOSITORY] [--json]
  */
-import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { SqliteLifecycleStore } from '../metadata/lifecycle.js';
-import { SqliteMetadataStore } from '../metadata/sqlite.js';
 import { isRegistryError } from '../registry/errors.js';
 import type { FsckReport } from '../registry/fsck.js';
 import type { GcReport, ListedSection } from '../registry/gc.js';
 import { createLifecycle, type Lifecycle, type UsageReport } from '../registry/lifecycle.js';
 import type { RepositoryUsage } from '../registry/lifecycle-store.js';
 import { formatBytes } from '../registry/policies.js';
-import { createRegistry } from '../registry/registry.js';
-import { FilesystemBlobStore } from '../storage/filesystem.js';
 
 const EXIT_FAILED = 1;
 
@@ -36,23 +31,10 @@ function seconds(value: string): number {
 /** Opens the storage root's blob store and database for one command, and closes them after. */
 async function withLifecycle<T>(program: Command, run: (lifecycle: Lifecycle) => Promise<T>): Promise<T | undefined> {
   const config = loadConfig({ file: program.opts<{ config?: string }>().config });
-  const root = path.resolve(config.storage.root);
-  const metadata = new SqliteMetadataStore(path.join(root, 'registry.db'));
+  const { openRegistry } = await import('../server.js');
+  const opened = await openRegistry(config);
   try {
-    const store = new SqliteLifecycleStore(metadata.db);
-    const registry = createRegistry(
-      await FilesystemBlobStore.open(root),
-      metadata,
-      {
-        linkKnownBlobsOnHead: config.api.linkKnownBlobsOnHead,
-        maxManifestBytes: config.api.maxManifestBytes,
-        defaultCatalogPageSize: config.api.catalogPageSize,
-        maxPageSize: config.api.maxPageSize,
-        deleteEnabled: config.storage.deleteEnabled,
-      },
-      { rules: config.lifecycle, usage: store },
-    );
-    return await run(createLifecycle(registry, store, config.lifecycle.gc));
+    return await run(createLifecycle(opened.registry, opened.lifecycleStore, config.lifecycle.gc));
   } catch (error) {
     // Refusals (a collection already running, an unknown repository) are answers, not crashes.
     if (!isRegistryError(error)) throw error;
@@ -60,7 +42,7 @@ async function withLifecycle<T>(program: Command, run: (lifecycle: Lifecycle) =>
     process.exitCode = EXIT_FAILED;
     return undefined;
   } finally {
-    await metadata.close();
+    await opened.close();
   }
 }
 
