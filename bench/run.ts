@@ -41,21 +41,23 @@ const scale: ScaleSpec = {
 };
 
 type Name = BenchServer['name'];
+/** A series of samples: a registry, or this registry with token auth on. */
+type Series = Name | 'ours-token-auth';
 interface Measure {
   title: string;
   unit: string;
   better: 'higher' | 'lower';
   target: string;
-  values: Record<Name, number[]>;
+  values: Record<Name, number[]> & Partial<Record<Series, number[]>>;
 }
 const measures = new Map<string, Measure>();
-function record(title: string, unit: string, better: Measure['better'], target: string, name: Name, value: number): void {
+function record(title: string, unit: string, better: Measure['better'], target: string, name: Series, value: number): void {
   let measure = measures.get(title);
   if (!measure) {
     measure = { title, unit, better, target, values: { ours: [], distribution: [] } };
     measures.set(title, measure);
   }
-  measure.values[name].push(value);
+  (measure.values[name] ??= []).push(value);
 }
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'registry-bench-'));
@@ -180,9 +182,10 @@ async function pushPullRounds(): Promise<void> {
 }
 
 /** Runs `hey` against a URL; returns requests/s and p99 latency in ms. */
-async function hey(method: 'GET' | 'HEAD', url: string, accept?: string): Promise<{ rps: number; p99: number }> {
+async function hey(method: 'GET' | 'HEAD', url: string, accept?: string, token?: string): Promise<{ rps: number; p99: number }> {
   const argv = ['-z', `${loadSeconds}s`, '-c', '32', '-m', method];
   if (accept) argv.push('-H', `Accept: ${accept}`);
+  if (token) argv.push('-H', `Authorization: Bearer ${token}`);
   const { stdout } = await run('hey', [...argv, url], { maxBuffer: 64 * MiB, timeout: (loadSeconds + 60) * 1000 });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const p99 = Number(/99% in ([\d.]+) secs/.exec(stdout)?.[1]) * 1000;
@@ -199,6 +202,7 @@ async function loadRounds(): Promise<void> {
     for (const name of ['ours', 'distribution'] as const) {
       await skopeo('copy', '--dest-tls-verify=false', `oci:${image}:latest`, `docker://${servers[name].host}/bench/load:1`);
     }
+    await loadWithTokenAuth(image, built.layerDigests[0]!);
     const loadRoundsCount = Math.max(2, rounds);
     for (let round = 0; round < loadRoundsCount; round++) {
       for (const name of order(round)) {
@@ -215,6 +219,34 @@ async function loadRounds(): Promise<void> {
   } finally {
     await stopBoth(servers);
     await fs.rm(image, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The same load against this registry with token auth on (distribution, without a token
+ * server here, is measured open): every request carries a Bearer token the registry verifies.
+ */
+async function loadWithTokenAuth(image: string, layerDigest: string): Promise<void> {
+  const password = 'bench-admin-password';
+  const server = await startOurs(path.join(work, 'load-auth'), { REGISTRY_AUTH: 'token', REGISTRY_ADMIN_PASSWORD: password });
+  try {
+    await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', `admin:${password}`, `oci:${image}:latest`, `docker://${server.host}/bench/load:1`);
+    const response = await fetch(`http://${server.host}/auth/token?service=harbormaster-registry&scope=repository:bench/load:pull`, {
+      headers: { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` },
+    });
+    const { token } = (await response.json()) as { token: string };
+    const base = `http://${server.host}/v2/bench/load`;
+    for (let round = 0; round < Math.max(2, rounds); round++) {
+      console.error(`load round ${round + 1} with token auth: ours`);
+      const manifest = await hey('GET', `${base}/manifests/1`, 'application/vnd.oci.image.manifest.v1+json', token);
+      record('manifest GET by tag', 'req/s', 'higher', '≥ 5×', 'ours-token-auth', manifest.rps);
+      record('manifest GET by tag: p99', 'ms', 'lower', '≤ 0.2×', 'ours-token-auth', manifest.p99);
+      const head = await hey('HEAD', `${base}/blobs/${layerDigest}`, undefined, token);
+      record('blob HEAD', 'req/s', 'higher', '≥ 5×', 'ours-token-auth', head.rps);
+      record('blob HEAD: p99', 'ms', 'lower', '≤ 0.2×', 'ours-token-auth', head.p99);
+    }
+  } finally {
+    await server.stop();
   }
 }
 
@@ -283,11 +315,16 @@ function report(): string {
     `| --- | --- | --- | --- | --- | --- | --- |`,
   ];
   for (const measure of measures.values()) {
-    const ours = median(measure.values.ours);
     const theirs = median(measure.values.distribution);
-    const ratio = theirs === 0 ? (ours === 0 ? 1 : Infinity) : ours / theirs;
-    const runs = `ours ${measure.values.ours.map(format).join(' / ')}; distribution ${measure.values.distribution.map(format).join(' / ')}`;
-    lines.push(`| ${measure.title} | ${measure.unit} | ${format(ours)} | ${format(theirs)} | ${format(ratio)}× | ${measure.target} | ${runs} |`);
+    const row = (title: string, series: number[]) => {
+      const ours = median(series);
+      const ratio = theirs === 0 ? (ours === 0 ? 1 : Infinity) : ours / theirs;
+      const runs = `ours ${series.map(format).join(' / ')}; distribution ${measure.values.distribution.map(format).join(' / ')}`;
+      lines.push(`| ${title} | ${measure.unit} | ${format(ours)} | ${format(theirs)} | ${format(ratio)}× | ${measure.target} | ${runs} |`);
+    };
+    row(measure.title, measure.values.ours);
+    const withAuth = measure.values['ours-token-auth'];
+    if (withAuth) row(`${measure.title} — ours with token auth`, withAuth);
   }
   return lines.join('\n');
 }
@@ -300,6 +337,8 @@ try {
       throw new Error(`${tool} is missing: apt-get install -y skopeo docker-registry hey`);
     }
   }
+  console.error('building dist/ (npm run build)…');
+  await run('npm', ['run', 'build'], { cwd: path.resolve(import.meta.dirname, '..'), timeout: 300_000 });
   console.error(`benchmark on ${os.cpus().length} cores, ${rounds} round(s), work folder ${work}`);
   await pushPullRounds();
   await loadRounds();

@@ -1,5 +1,5 @@
 /**
- * Starts the two registries under test on loopback — this project's (as `npm start` runs it)
+ * Starts the two registries under test on loopback — this project's (as `npm start` runs it, from dist/)
  * and CNCF distribution (Debian's `docker-registry`) — each on a fresh storage folder, and
  * reads their CPU time and memory from /proc.
  */
@@ -34,13 +34,15 @@ export async function freePort(): Promise<number> {
 
 export async function startOurs(root: string, env: Record<string, string> = {}): Promise<BenchServer> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // The compiled build, as `npm start` and the container image run it (bench/run.ts builds it first).
+  const child = spawn(process.execPath, ['dist/main.js'], {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
       REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
       REGISTRY_STORAGE_ROOT: root,
       REGISTRY_LOG_LEVEL: 'warn',
+      REGISTRY_AUTH: 'none',
       ...env,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -89,7 +91,8 @@ async function waitReady(name: BenchServer['name'], child: ChildProcess, host: s
     }
     try {
       const response = await fetch(`http://${host}/v2/`);
-      if (response.status === 200) break;
+      // 401 is an answer too: the registry is up, with token auth on.
+      if (response.status === 200 || response.status === 401) break;
     } catch {
       // not listening yet
     }

@@ -72,6 +72,21 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
   const metricsSettings = operations.metrics ?? { enabled: true, requireAuth: false };
   const metrics = metricsSettings.enabled ? createMetrics({ ...metricsSettings.sources, stats: registry.stats }) : undefined;
   app.use(observeRequests({ logger, metrics, closing: operations.closing }));
+
+  // The registry API first: it carries nearly all traffic, so its requests should not walk past
+  // every admin route. Only /v2 paths meet its authentication; anything else falls through.
+  const v2 = express.Router({ caseSensitive: true, strict: true });
+  if (authenticate) v2.use(authenticate);
+  if (webhooks) v2.use(observePulls(webhooks, logger));
+  if (webhooks && operations.trustProxy && !operations.publicUrl) v2.use(learnPublicOrigin(webhooks));
+  registerBaseRoutes(v2);
+  registerListingRoutes(v2, registry);
+  registerUploadRoutes(v2, registry);
+  registerBlobRoutes(v2, registry);
+  registerManifestRoutes(v2, registry);
+  v2.use(unservedEndpoint);
+  app.use((req, res, next) => (req.path === '/v2' || req.path.startsWith('/v2/') ? v2(req, res, next) : next()));
+
   registerHealthRoutes(app, operations.readiness ?? []);
   if (metrics) {
     if (metricsSettings.requireAuth && !auth) throw new Error('metrics.requireAuth needs auth.mode token');
@@ -80,26 +95,10 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
       res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
     });
   }
-
   if (auth) app.use(auth.routes);
-  if (webhooks) {
-    app.use(observePulls(webhooks, logger));
-    registerWebhookAdminRoutes(app, webhooks, adminGuard);
-  }
+  if (webhooks) registerWebhookAdminRoutes(app, webhooks, adminGuard);
   if (lifecycle) registerLifecycleAdminRoutes(app, lifecycle, adminGuard);
   if (operations.transfer) registerTransferAdminRoutes(app, { ...operations.transfer, guard: adminGuard });
-  if (webhooks && operations.trustProxy && !operations.publicUrl) app.use(learnPublicOrigin(webhooks));
-
-  const v2 = express.Router({ caseSensitive: true, strict: true });
-  if (authenticate) v2.use(authenticate);
-  registerBaseRoutes(v2);
-  registerListingRoutes(v2, registry);
-  registerUploadRoutes(v2, registry);
-  registerBlobRoutes(v2, registry);
-  registerManifestRoutes(v2, registry);
-  v2.use(unservedEndpoint);
-  // Only /v2 paths meet the registry API's authentication; anything else unknown is a plain 404.
-  app.use((req, res, next) => (req.path === '/v2' || req.path.startsWith('/v2/') ? v2(req, res, next) : next()));
   app.use((req, _res, next) => next(new RegistryError('NOT_FOUND', `no such resource: ${req.method} ${req.path}`)));
   app.use(errorHandler(logger));
   return app;
