@@ -80,9 +80,13 @@ export interface TokenServiceOptions {
   now?: () => number;
 }
 
+/** Tokens whose signature was already checked, so a client's every request skips the crypto. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export class TokenService {
   private readonly keysById = new Map<string, { key: VerificationKey; issuer: TrustedIssuer }>();
   private readonly now: () => number;
+  private readonly verified = new Map<string, VerifiedToken>();
 
   constructor(private readonly options: TokenServiceOptions) {
     this.now = options.now ?? Date.now;
@@ -129,7 +133,26 @@ export class TokenService {
   }
 
   /** Verifies signature, algorithm, issuer, audience and lifetime; throws TokenError with the reason. */
+  /**
+   * Verifies a token (signature, algorithm, issuer, audience, times). A token verified before
+   * is answered from a bounded cache, its expiry still checked on every call: the signature of
+   * a given string cannot change, but time moves on.
+   */
   verify(token: string): VerifiedToken {
+    const cached = this.verified.get(token);
+    if (cached) {
+      const clock = Math.floor(this.now() / 1000);
+      if (clock < cached.expiresAt / 1000 + this.options.leewaySeconds) return cached;
+      this.verified.delete(token);
+      throw new TokenError('token expired', cached.subject);
+    }
+    const result = this.verifyUncached(token);
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, result);
+    return result;
+  }
+
+  private verifyUncached(token: string): VerifiedToken {
     const decoded = jwt.decode(token, { complete: true });
     if (!decoded || typeof decoded.payload === 'string') throw new TokenError('malformed token');
     const unverifiedSubject = typeof decoded.payload.sub === 'string' ? decoded.payload.sub : null;
