@@ -30,6 +30,7 @@ import { ImageImporter } from './transfer/import.js';
 import { VERSION } from './version.js';
 import { withChangeNotifications } from './webhooks/notify.js';
 import { createWebhooks, defaultPublicUrl, type WebhookService } from './webhooks/service.js';
+import { serveApp } from './http/listener.js';
 
 export interface RunningRegistry {
   registry: Registry;
@@ -190,7 +191,7 @@ export async function startRegistry(config: Config, logger: Logger = createLogge
   await emptyFolder(path.join(path.resolve(config.storage.root), 'imports'));
   let listening;
   try {
-    listening = await startHttpServer(assembled.app, {
+    listening = await startHttpServer(serveApp(assembled.app), {
       addr: config.http.addr,
       tls: config.http.tls.certificate && config.http.tls.key ? { certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined,
       logger,

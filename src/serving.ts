@@ -11,6 +11,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
+import type { AppServing } from './http/listener.js';
 
 /** Shared with the request observer: while closing, responses ask clients to close the connection. */
 export interface ServingState {
@@ -53,16 +54,16 @@ export function parseListenAddress(addr: string): { host: string; port: number }
   return { host: host === '' ? '0.0.0.0' : host, port: Number(addr.slice(index + 1)) };
 }
 
-export async function startHttpServer(app: http.RequestListener, options: ServeOptions): Promise<Listening> {
+export async function startHttpServer(app: AppServing, options: ServeOptions): Promise<Listening> {
   const { logger, state } = options;
-  const serverOptions = { keepAliveTimeout: 65_000 };
+  const serverOptions = { keepAliveTimeout: 65_000, IncomingMessage: app.IncomingMessage, ServerResponse: app.ServerResponse };
   let server: http.Server | https.Server;
   if (options.tls) {
     const material = await readTlsFiles(options.tls);
-    server = https.createServer({ ...serverOptions, ...material }, app);
+    server = https.createServer({ ...serverOptions, ...material }, app.listener);
     describeCertificate(logger, material.cert, 'TLS certificate loaded');
   } else {
-    server = http.createServer(serverOptions, app);
+    server = http.createServer(serverOptions, app.listener);
   }
   // Layers take long to upload; never cut a slow client off mid-request.
   server.requestTimeout = 0;
