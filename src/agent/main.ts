@@ -4,6 +4,7 @@
  *
  *   registry-agent [--config registry-agent.yaml]
  */
+import { parseArgs } from 'node:util';
 import { startAgent, createAgentLogger } from './agent.js';
 import { AgentConfigError, loadAgentConfig } from './config.js';
 
@@ -13,24 +14,24 @@ Receives signed webhooks from the registry and runs a deploy command per matchin
 Configuration: FILE, else $DEPLOY_AGENT_CONFIG, else ./registry-agent.yaml; DEPLOY_AGENT_*
 variables override single settings (see the README).`;
 
-function parseArgs(argv: string[]): { file?: string } {
-  const args: { file?: string } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--help' || arg === '-h') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    } else if (arg === '--config' || arg === '-c') {
-      const file = argv[++i];
-      if (!file) fail('--config needs a file');
-      args.file = file;
-    } else if (arg.startsWith('--config=')) {
-      args.file = arg.slice('--config='.length);
-    } else {
-      fail(`unknown argument ${arg}\n${USAGE}`);
-    }
+/** Command-line options, parsed by node:util's parseArgs (strict: unknown options are errors). */
+function parseArguments(argv: string[]): { file?: string } {
+  let values: { config?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    fail(`${(error as Error).message}\n${USAGE}`);
   }
-  return args;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  return { file: values.config };
 }
 
 function fail(message: string): never {
@@ -39,7 +40,7 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseArguments(process.argv.slice(2));
   let config;
   try {
     config = loadAgentConfig({ file: args.file });

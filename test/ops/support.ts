@@ -12,6 +12,7 @@ import tar from 'tar-stream';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { assemble, type AssembledRegistry } from '../../src/server.js';
+import { tarOf } from '../helpers/oci-layout.js';
 
 export const ADMIN_PASSWORD = 'admin-password-for-tests';
 
@@ -128,22 +129,7 @@ export function imageParts(seed: string, layerContents: string[]): ImageParts {
 
 /** A one-file tar, in memory. */
 export function tarBytes(name: string, content: string): Buffer {
-  const header = Buffer.alloc(512);
-  const body = Buffer.from(content);
-  header.write(name, 0, 100, 'utf8');
-  header.write('0000644\0', 100);
-  header.write('0000000\0', 108);
-  header.write('0000000\0', 116);
-  header.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
-  header.write('00000000000\0', 136);
-  header.write('        ', 148);
-  header.write('0', 156);
-  header.write('ustar\0', 257);
-  header.write('00', 263);
-  let checksum = 0;
-  for (const byte of header) checksum += byte;
-  header.write(checksum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return Buffer.concat([header, body, Buffer.alloc((512 - (body.length % 512)) % 512), Buffer.alloc(1024)]);
+  return tarOf(name, Buffer.from(content));
 }
 
 /** A docker save archive of one image: manifest.json, <hex>.json, <id>/layer.tar (the second layer a symlink, as docker writes duplicates). */
