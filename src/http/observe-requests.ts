@@ -57,7 +57,9 @@ export function observeRequests({ logger, metrics, closing }: ObserveRequestsOpt
       if (inFlight) inFlight.count--;
       const { route, repository } = classifyPath(req.method, path);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      const status = res.writableFinished ? res.statusCode : 499;
+      // writableEnded: the server finished its response. (writableFinished can still be false when a
+      // client that already read every byte closes the connection before the flush is acknowledged.)
+      const status = res.writableEnded ? res.statusCode : 499;
       metrics?.observeRequest(route, methodLabel(req.method), status, seconds);
       const quiet = QUIET_ROUTES.has(route);
       if (!(quiet ? logDebug : logInfo)) return;
@@ -72,7 +74,7 @@ export function observeRequests({ logger, metrics, closing }: ObserveRequestsOpt
         bytesOut: socket.bytesWritten - writtenAtStart,
         durationMs: Math.round(seconds * 1e6) / 1e3,
         account: (res.locals.caller as CallerContext | undefined)?.actor.name ?? 'anonymous',
-        aborted: res.writableFinished ? undefined : true,
+        aborted: res.writableEnded ? undefined : true,
       };
       if (quiet) logger.debug(entry, 'request');
       else logger.info(entry, 'request');

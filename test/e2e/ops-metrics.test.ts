@@ -61,7 +61,7 @@ describe('metrics of the registry process under skopeo', { skip: hasSkopeo ? fal
     const layerBytes = image.layerSizes.reduce((a, b) => a + b, 0);
     const before = await server.metrics();
     await skopeo('copy', '--dest-tls-verify=false', `oci:${image.dir}:latest`, `docker://${server.host}/watched/app:1.0`);
-    const pushed = await server.metrics();
+    const pushed = await server.metricsWhen((m) => (m[count('manifest', 'PUT', 201)] ?? 0) - (before[count('manifest', 'PUT', 201)] ?? 0) >= 1);
     const pushDelta = (name: string) => (pushed[name] ?? 0) - (before[name] ?? 0);
     assert.equal(pushDelta(count('manifest', 'PUT', 201)), 1, 'one manifest pushed');
     assert.ok(pushDelta('registry_upload_bytes_total') >= layerBytes, 'every layer byte was received');
@@ -71,7 +71,7 @@ describe('metrics of the registry process under skopeo', { skip: hasSkopeo ? fal
     assert.equal(pushed['registry_uploads_in_progress'], 0, 'every upload session completed');
 
     await skopeo('copy', '--src-tls-verify=false', `docker://${server.host}/watched/app:1.0`, `dir:${path.join(work, 'pulled')}`);
-    const pulled = await server.metrics();
+    const pulled = await server.metricsWhen((m) => (m[count('blob', 'GET', 200)] ?? 0) - (pushed[count('blob', 'GET', 200)] ?? 0) >= 3);
     const pullDelta = (name: string) => (pulled[name] ?? 0) - (pushed[name] ?? 0);
     assert.ok(pullDelta(count('manifest', 'GET', 200)) >= 1, 'the manifest was fetched');
     assert.equal(pullDelta(count('blob', 'GET', 200)), 3, 'two layers and the config were fetched');

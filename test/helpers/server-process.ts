@@ -50,6 +50,12 @@ export interface ServerProcess {
   output(): string;
   /** Scrapes GET /metrics and returns every `registry_*` sample by series name (labels included, if any). */
   metrics(): Promise<Record<string, number>>;
+  /**
+   * Scrapes until `settled` holds (or `timeoutMs` passes, then returns the last scrape).
+   * Request counts are recorded when the server sees the connection's response finish, which
+   * can come a moment after the client has read it and moved on.
+   */
+  metricsWhen(settled: (metrics: Record<string, number>) => boolean, timeoutMs?: number): Promise<Record<string, number>>;
   /** Sends `signal` (default SIGTERM), waits (bounded) for exit, then removes the temp root. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGKILLs the server and removes the temp root. */
@@ -123,6 +129,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Ser
     child,
     output: () => output,
     metrics: async () => parseRegistryMetrics(await fetchText(`${url}/metrics`)),
+    metricsWhen: async (settled, timeoutMs = 5_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const metrics = parseRegistryMetrics(await fetchText(`${url}/metrics`));
+        if (settled(metrics) || Date.now() >= deadline) return metrics;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
     stop,
     kill: async () => {
       await stop('SIGKILL');
