@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { AppServing } from './http/listener.js';
+import type net from 'node:net';
 
 /** Shared with the request observer: while closing, responses ask clients to close the connection. */
 export interface ServingState {
@@ -54,6 +55,21 @@ export function parseListenAddress(addr: string): { host: string; port: number }
   return { host: host === '' ? '0.0.0.0' : host, port: Number(addr.slice(index + 1)) };
 }
 
+/** Listens on a `host:port` address (`[::1]:5000` for IPv6); resolves with the base URL actually bound. */
+export async function listenOn(server: net.Server, addr: string, scheme: 'http' | 'https'): Promise<string> {
+  const { host, port } = parseListenAddress(addr);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `${scheme}://${urlHost}:${address.port}`;
+}
+
 export async function startHttpServer(app: AppServing, options: ServeOptions): Promise<Listening> {
   const { logger, state } = options;
   const serverOptions = { keepAliveTimeout: 65_000, IncomingMessage: app.IncomingMessage, ServerResponse: app.ServerResponse };
@@ -68,17 +84,7 @@ export async function startHttpServer(app: AppServing, options: ServeOptions): P
   // Layers take long to upload; never cut a slow client off mid-request.
   server.requestTimeout = 0;
 
-  const { host, port } = parseListenAddress(options.addr);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `${options.tls ? 'https' : 'http'}://${urlHost}:${address.port}`;
+  const url = await listenOn(server, options.addr, options.tls ? 'https' : 'http');
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = (deadlineMs: number) => {
@@ -112,7 +118,7 @@ export async function startHttpServer(app: AppServing, options: ServeOptions): P
     return true;
   };
 
-  return { server, address, url, shutdown, reloadTls };
+  return { server, address: server.address() as AddressInfo, url, shutdown, reloadTls };
 }
 
 /** Reads and checks the pair (the key must match the certificate) before anything uses it. */

@@ -3,12 +3,12 @@
  * listening on `listen`. Used by the `registry-agent` entry point and by tests.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { agentSecret, type AgentConfig } from './config.js';
 import { Deployer } from './deployer.js';
 import { EventLog } from './event-log.js';
 import { createReceiver } from './receiver.js';
+import { listenOn } from '../serving.js';
 
 export interface RunningAgent {
   /** Base URL, e.g. http://127.0.0.1:9400 (add `path` for the delivery endpoint). */
@@ -31,18 +31,7 @@ export async function startAgent(config: AgentConfig, logger: Logger = createAge
   const server = http.createServer(createReceiver({ config, secret, events, deployer, logger }));
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
-  const index = config.listen.lastIndexOf(':');
-  const host = config.listen.slice(0, index).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
-  const port = Number(config.listen.slice(index + 1));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = await listenOn(server, config.listen, 'http');
   let closing: Promise<void> | undefined;
   return {
     url,

@@ -107,14 +107,7 @@ function createAuthenticate(auth: AuthService, realm: RealmResolver): RequestHan
     if (!header) throw unauthorized();
 
     if (header.scheme === 'bearer') {
-      let verified: VerifiedToken;
-      try {
-        verified = auth.tokens.verify(header.credentials);
-      } catch (error) {
-        if (!(error instanceof TokenError)) throw error;
-        auth.audit(error.subject, address, error.reason);
-        throw unauthorized('invalid_token');
-      }
+      const verified = verifyOrRefuse(auth, header.credentials, address, () => unauthorized('invalid_token'));
       const granted = await authorizeToken(auth, verified);
       if (!granted) {
         auth.audit(verified.subject, address, 'token subject no longer exists or may no longer log in');
@@ -144,6 +137,17 @@ function createAuthenticate(auth: AuthService, realm: RealmResolver): RequestHan
 
     throw unauthorized();
   };
+}
+
+/** Verifies a Bearer token; a refused one is audited (subject, address, reason) and answered with `refusal()`. */
+function verifyOrRefuse(auth: AuthService, token: string, address: string, refusal: () => RegistryError): VerifiedToken {
+  try {
+    return auth.tokens.verify(token);
+  } catch (error) {
+    if (!(error instanceof TokenError)) throw error;
+    auth.audit(error.subject, address, error.reason);
+    throw refusal();
+  }
 }
 
 async function loginOrThrow(
@@ -180,14 +184,7 @@ export function createRequireAdmin(auth: AuthService): RequestHandler {
       if (!credentials) throw unauthorized();
       principal = await loginOrThrow(auth, credentials, address, false, unauthorized);
     } else if (header?.scheme === 'bearer') {
-      let verified: VerifiedToken;
-      try {
-        verified = auth.tokens.verify(header.credentials);
-      } catch (error) {
-        if (!(error instanceof TokenError)) throw error;
-        auth.audit(error.subject, address, error.reason);
-        throw unauthorized();
-      }
+      const verified = verifyOrRefuse(auth, header.credentials, address, unauthorized);
       const granted = verified.origin === 'local' ? await authorizeToken(auth, verified) : null;
       if (!granted?.principal || !granted.allows(ADMIN_SCOPE.type, ADMIN_SCOPE.name, '*')) {
         throw new RegistryError('DENIED', 'this token does not grant registry:admin:*');

@@ -6,11 +6,13 @@ import type Database from 'better-sqlite3';
 
 export interface Inventory {
   repositories: number;
+  /** Distinct blobs (content-addressed: each stored once). */
   blobs: number;
   blobBytes: number;
   manifests: number;
   manifestBytes: number;
   tags: number;
+  /** Upload sessions started and neither completed nor cancelled. */
   uploadSessions: number;
 }
 

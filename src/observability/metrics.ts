@@ -6,22 +6,10 @@
  * Registry per app, so several registries in one process (tests) never share counters.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as MetricsRegistry } from 'prom-client';
+import type { Inventory } from '../metadata/inventory.js';
 import type { RegistryStats } from '../registry/stats.js';
 import { VERSION } from '../version.js';
 import type { RouteLabel } from './routes.js';
-
-/** What the registry holds, counted in the metadata store. */
-export interface StorageInventory {
-  repositories: number;
-  /** Distinct blobs (content-addressed: each stored once). */
-  blobs: number;
-  blobBytes: number;
-  manifests: number;
-  manifestBytes: number;
-  tags: number;
-  /** Upload sessions started and neither completed nor cancelled. */
-  uploadSessions: number;
-}
 
 /** The webhook delivery log right now. */
 export interface WebhookDeliveryStats {
@@ -45,7 +33,7 @@ export interface GcStats {
 
 export interface MetricsSources {
   stats: RegistryStats;
-  inventory?: () => Promise<StorageInventory>;
+  inventory?: () => Promise<Inventory>;
   webhooks?: () => Promise<WebhookDeliveryStats>;
   gc?: () => Promise<GcStats>;
 }
@@ -109,7 +97,7 @@ export function createMetrics(sources: MetricsSources | RegistryStats): Metrics 
 
   if (inventory) {
     const read = shared(inventory);
-    const gauge = (name: string, help: string, pick: (value: StorageInventory) => number) =>
+    const gauge = (name: string, help: string, pick: (value: Inventory) => number) =>
       new Gauge({
         name,
         help,
