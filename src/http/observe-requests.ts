@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.js';
 import { classifyPath, methodLabel, type RouteLabel } from '../observability/routes.js';
 import { SERVER_HEADER } from '../version.js';
-import type { CallerContext } from './wire.js';
+import { responseCompleted, type CallerContext } from './wire.js';
 
 export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
 
@@ -57,9 +57,10 @@ export function observeRequests({ logger, metrics, closing }: ObserveRequestsOpt
       if (inFlight) inFlight.count--;
       const { route, repository } = classifyPath(req.method, path);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      // writableEnded: the server finished its response. (writableFinished can still be false when a
-      // client that already read every byte closes the connection before the flush is acknowledged.)
-      const status = res.writableEnded ? res.statusCode : 499;
+      // Not writableFinished: a client that already read every byte may close the connection
+      // before the flush is acknowledged, or before a streamed body's end reaches the response.
+      const completed = responseCompleted(res);
+      const status = completed ? res.statusCode : 499;
       metrics?.observeRequest(route, methodLabel(req.method), status, seconds);
       const quiet = QUIET_ROUTES.has(route);
       if (!(quiet ? logDebug : logInfo)) return;
@@ -74,7 +75,7 @@ export function observeRequests({ logger, metrics, closing }: ObserveRequestsOpt
         bytesOut: socket.bytesWritten - writtenAtStart,
         durationMs: Math.round(seconds * 1e6) / 1e3,
         account: (res.locals.caller as CallerContext | undefined)?.actor.name ?? 'anonymous',
-        aborted: res.writableEnded ? undefined : true,
+        aborted: completed ? undefined : true,
       };
       if (quiet) logger.debug(entry, 'request');
       else logger.info(entry, 'request');

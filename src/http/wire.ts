@@ -2,10 +2,27 @@
  * Small helpers shared by the route handlers: reading path and query parameters in the
  * spec's terms, the per-request caller context, and the few headers every handler writes.
  */
+import type { ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import { RegistryError } from '../registry/errors.js';
 import { ANONYMOUS_ACTOR, UNRESTRICTED_ACCESS, type Actor, type ByteRange, type RepositoryAccess } from '../registry/ports.js';
 import { assertName } from '../registry/references.js';
+
+/**
+ * A streamed body's progress, kept in `res.locals.bodyDelivery` by routes that stream: every
+ * byte handed out means the response was delivered even if the client hung up before the
+ * stream could end it.
+ */
+export interface BodyDelivery {
+  expected: number;
+  sent: number;
+}
+
+/** Whether the server completed its response (ended it, or handed out every byte of a streamed body). */
+export function responseCompleted(res: ServerResponse & { locals?: Record<string, unknown> }): boolean {
+  const delivery = res.locals?.bodyDelivery as BodyDelivery | undefined;
+  return res.writableEnded || (delivery !== undefined && delivery.sent >= delivery.expected);
+}
 
 /** Who is calling and what they may do; set by the auth layer, open by default. */
 export interface CallerContext {

@@ -6,7 +6,7 @@ import type { ByteRange, RepositoryBlob } from '../../registry/ports.js';
 import { assertDigest } from '../../registry/references.js';
 import type { Registry } from '../../registry/registry.js';
 import { V2_ENDPOINTS } from '../endpoints.js';
-import { caller, pathParam, repositoryParam, sendEmpty } from '../wire.js';
+import { caller, pathParam, repositoryParam, sendEmpty, type BodyDelivery } from '../wire.js';
 
 const BLOB_PATH = V2_ENDPOINTS.blob.path;
 
@@ -37,8 +37,12 @@ export function registerBlobRoutes(router: Router, registry: Registry): void {
     }
     // Count bytes as they go out: a client that has everything may hang up before the file
     // stream reports its end, which fails the pipeline although the whole blob was delivered.
+    // The request log and metrics read the same count (BodyDelivery) to call such a response complete.
+    const delivery: BodyDelivery = { expected: range ? range.end - range.start + 1 : blob.size, sent: 0 };
+    res.locals.bodyDelivery = delivery;
     const piping = pipeline(stream, res);
     stream.on('data', (chunk: Buffer) => {
+      delivery.sent += chunk.length;
       registry.stats.servedBytes += chunk.length;
     });
     try {
