@@ -1,7 +1,7 @@
 /** Blobs as a repository sees them: existence checks, reads, deletes and cross-repository mounts. */
 import { isRegistryError, RegistryError } from './errors.js';
-import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob } from './ports.js';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob, SendOptions } from './ports.js';
 import type { RegistryStats } from './stats.js';
 
 /** How many repositories holding a blob to consider when looking for one the caller may read. */
@@ -52,6 +52,22 @@ export class BlobService {
   async read(repository: string, digest: string, range?: ByteRange): Promise<{ blob: RepositoryBlob; stream: Readable }> {
     const blob = await this.get(repository, digest);
     return { blob, stream: await this.store.read(digest, range, blob.size) };
+  }
+
+  /**
+   * Serves a pull: writes a blob the repository holds (found with {@link get}) into `sink`,
+   * counting the bytes served; see {@link BlobStore.send}.
+   */
+  async send(blob: RepositoryBlob, sink: Writable, options: Omit<SendOptions, 'expectedSize'> = {}): Promise<void> {
+    const { onBytes } = options;
+    await this.store.send(blob.digest, sink, {
+      ...options,
+      expectedSize: blob.size,
+      onBytes: (bytes) => {
+        this.stats.servedBytes += bytes;
+        onBytes?.(bytes);
+      },
+    });
   }
 
   /** Removes the blob from the repository; the content itself stays for others (GC reclaims it). */

@@ -3,7 +3,7 @@
  * store for metadata. Both are asynchronous so that a network backend (S3-compatible
  * object storage, PostgreSQL) can implement them without touching the domain or HTTP code.
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { RegistryEvent } from './events.js';
 
 /** An inclusive byte range, as HTTP `Range` speaks it. */
@@ -25,6 +25,15 @@ export interface BlobStore {
    * when `expectedSize` is given and the stored content has another size (damaged: never served).
    */
   read(digest: string, range?: ByteRange, expectedSize?: number): Promise<Readable>;
+  /**
+   * Writes a committed blob (or one range of it) into `sink`, as {@link read} would stream it,
+   * and resolves once the sink has taken every byte (its write callbacks fired). A driver may
+   * reuse its buffers between writes, which is why serving a pull goes through here: no
+   * garbage per chunk. Rejects like {@link read} before writing anything, and with the sink's
+   * error when the sink fails or closes early; it does not end the sink. The sink must be done
+   * with a chunk when it calls back for it (sockets and files are; one that keeps chunks copies them).
+   */
+  send(digest: string, sink: Writable, options?: SendOptions): Promise<void>;
   /** When a committed blob's content was last written (ms since the epoch), or null when there is none. */
   modifiedAt(digest: string): Promise<number | null>;
   /** Removes a committed blob; false when it was not there. */
@@ -52,6 +61,16 @@ export interface BlobStore {
   deleteUpload(id: string): Promise<void>;
   /** Every upload's temporary file, with its size and last write (ms since the epoch). */
   listUploads(): AsyncIterable<StoredUpload>;
+}
+
+export interface SendOptions {
+  range?: ByteRange;
+  /** As for {@link BlobStore.read}: a stored blob of another size is refused as damaged. */
+  expectedSize?: number;
+  /** Called once the blob was found (and its size checked), before the first write: the moment to commit to a successful answer. */
+  onFound?: () => void;
+  /** Called with the size of each chunk as it is handed to the sink. */
+  onBytes?: (bytes: number) => void;
 }
 
 export interface StoredUpload {

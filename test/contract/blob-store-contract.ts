@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { isRegistryError } from '../../src/registry/errors.js';
 import type { BlobStore } from '../../src/registry/ports.js';
@@ -178,6 +178,81 @@ export function blobStoreContract(name: string, makeStore: () => Promise<BlobSto
 
       it('reports no stat for a missing blob', async () => {
         assert.equal(await store.stat(sha256(Buffer.from(`missing ${randomUUID()}`))), null);
+      });
+    });
+
+    describe('send', () => {
+      // More than one chunk of any sensible driver buffer, ending in a partial one.
+      const big = Buffer.alloc(5 * 1024 * 1024 + 12345);
+      for (let i = 0; i + 4 <= big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
+      let bigDigest: string;
+      before(async () => {
+        bigDigest = await putBlob(big);
+      });
+
+      /**
+       * A slow sink that reads each chunk only when it calls back (as a socket finishes with
+       * it), so a driver that reused a buffer before the callback would be caught.
+       */
+      function slowSink(): { sink: Writable; received: () => Buffer } {
+        const parts: Buffer[] = [];
+        const sink = new Writable({
+          highWaterMark: 1,
+          write(chunk: Buffer, _encoding, callback) {
+            setTimeout(() => {
+              parts.push(Buffer.from(chunk));
+              callback();
+            }, 1);
+          },
+        });
+        return { sink, received: () => Buffer.concat(parts) };
+      }
+
+      it('writes the whole blob, reporting every byte handed over', async () => {
+        const { sink, received } = slowSink();
+        let counted = 0;
+        await store.send(bigDigest, sink, { onBytes: (bytes) => (counted += bytes) });
+        assert.equal(counted, big.length);
+        assert.ok(received().equals(big), 'the bytes sent are the blob');
+        assert.equal(sink.writableEnded, false, 'the caller ends the sink');
+      });
+
+      it('writes a range across chunk boundaries', async () => {
+        const { sink, received } = slowSink();
+        const range = { start: 1024 * 1024 - 7, end: 3 * 1024 * 1024 + 7 };
+        await store.send(bigDigest, sink, { range, expectedSize: big.length });
+        assert.ok(received().equals(big.subarray(range.start, range.end + 1)));
+      });
+
+      it('refuses a blob of another size than expected before writing anything', async () => {
+        const { sink, received } = slowSink();
+        await rejectsWithCode(store.send(bigDigest, sink, { expectedSize: big.length + 1 }), 'BLOB_UNKNOWN');
+        assert.equal(received().length, 0);
+      });
+
+      it('rejects sending a missing blob with BLOB_UNKNOWN', async () => {
+        const { sink } = slowSink();
+        await rejectsWithCode(store.send(sha256(Buffer.from(`missing ${randomUUID()}`)), sink), 'BLOB_UNKNOWN');
+      });
+
+      it('rejects when the sink is destroyed part-way', async () => {
+        const { sink } = slowSink();
+        let counted = 0;
+        const sending = store.send(bigDigest, sink, {
+          onBytes: (bytes) => {
+            counted += bytes;
+            if (counted > 1024 * 1024) sink.destroy();
+          },
+        });
+        await assert.rejects(sending);
+        assert.ok(counted < big.length, 'it stopped early');
+      });
+
+      it('sends an empty blob as nothing', async () => {
+        const empty = await putBlob(Buffer.alloc(0));
+        const { sink, received } = slowSink();
+        await store.send(empty, sink, { expectedSize: 0 });
+        assert.equal(received().length, 0);
       });
     });
 

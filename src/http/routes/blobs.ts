@@ -1,6 +1,5 @@
 /** `/v2/<name>/blobs/<digest>`: HEAD, GET (with single `Range`), DELETE. */
 import type { Request, Response, Router } from 'express';
-import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../registry/errors.js';
 import type { ByteRange, RepositoryBlob } from '../../registry/ports.js';
 import { assertDigest } from '../../registry/references.js';
@@ -24,33 +23,38 @@ export function registerBlobRoutes(router: Router, registry: Registry): void {
     const name = repositoryParam(req);
     const digest = assertDigest(pathParam(req, 1));
     const blob = await blobs.get(name, digest);
-    const range = requestedRange(req, blob.size);
-    const { stream } = await blobs.read(name, digest, range ?? undefined);
-    setBlobHeaders(res, blob);
-    if (range) {
-      res.status(206).set({
-        'Content-Range': `bytes ${range.start}-${range.end}/${blob.size}`,
-        'Content-Length': String(range.end - range.start + 1),
-      });
-    } else {
-      res.status(200).set('Content-Length', String(blob.size));
-    }
-    // Count bytes as they go out: a client that has everything may hang up before the file
-    // stream reports its end, which fails the pipeline although the whole blob was delivered.
-    // The request log and metrics read the same count (BodyDelivery) to call such a response complete.
+    const range = requestedRange(req, blob.size) ?? undefined;
+    // Count bytes as they go out: a client that has everything may hang up before the last
+    // write reports back. The request log and metrics read the same count (BodyDelivery) to
+    // call such a response complete.
     const delivery: BodyDelivery = { expected: range ? range.end - range.start + 1 : blob.size, sent: 0 };
     res.locals.bodyDelivery = delivery;
-    const piping = pipeline(stream, res);
-    stream.on('data', (chunk: Buffer) => {
-      delivery.sent += chunk.length;
-      registry.stats.servedBytes += chunk.length;
-    });
+    let found = false;
     try {
-      await piping;
-    } catch {
-      // The client went away or the disk failed mid-stream: headers are gone, so just drop the connection.
+      await blobs.send(blob, res, {
+        range,
+        onFound: () => {
+          found = true;
+          setBlobHeaders(res, blob);
+          if (range) {
+            res.status(206).set({
+              'Content-Range': `bytes ${range.start}-${range.end}/${blob.size}`,
+              'Content-Length': String(range.end - range.start + 1),
+            });
+          } else {
+            res.status(200).set('Content-Length', String(blob.size));
+          }
+        },
+        onBytes: (bytes) => (delivery.sent += bytes),
+      });
+    } catch (error) {
+      // Until the blob is found the error is still an answer (e.g. damaged in storage); after
+      // that the headers may be gone, so just drop the connection.
+      if (!found) throw error;
       res.destroy();
+      return;
     }
+    res.end();
   });
 
   router.delete(BLOB_PATH, async (req, res) => {
