@@ -54,4 +54,6 @@ STOPSIGNAL SIGTERM
 # Asks /healthz on the configured port and scheme (works with TLS too).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "dist/healthcheck.js"]
-CMD ["node", "dist/main.js"]
+# The same command as `npm start`: a small young generation keeps memory flat while layers
+# stream through (see src/runtime/garbage-pacer.ts).
+CMD ["node", "--max-semi-space-size=1", "dist/main.js"]

@@ -31,6 +31,7 @@ import { VERSION } from './version.js';
 import { withChangeNotifications } from './webhooks/notify.js';
 import { createWebhooks, defaultPublicUrl, type WebhookService } from './webhooks/service.js';
 import { serveApp } from './http/listener.js';
+import { startGarbagePacer } from './runtime/garbage-pacer.js';
 
 export interface RunningRegistry {
   registry: Registry;
@@ -207,9 +208,12 @@ export async function startRegistry(config: Config, logger: Logger = createLogge
     onReport: (report) => logger.info({ gc: gcSummary(report) }, 'garbage collection finished'),
     onError: (error) => logger.warn({ err: error }, 'scheduled garbage collection failed'),
   });
+  // Blob bytes stream through short-lived Buffers; collecting them promptly keeps memory flat.
+  const garbagePacer = startGarbagePacer();
   const close = async (options: { deadlineMs?: number } = {}) => {
     // Requests in flight finish while a collection in progress ends; then webhooks stop and the database closes.
     await Promise.all([listening.shutdown(options.deadlineMs ?? config.http.shutdownTimeoutSeconds * 1000), gcSchedule.stop()]);
+    garbagePacer?.stop();
     await assembled.close();
   };
   if (!config.http.publicUrl) assembled.webhooks.setPublicUrl(url);

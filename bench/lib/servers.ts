@@ -32,10 +32,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The node arguments of `npm start` (e.g. `--max-semi-space-size=1 dist/main.js`): the same process the container image runs. */
+async function startArguments(): Promise<string[]> {
+  const { scripts } = JSON.parse(await fs.readFile(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const [command, ...args] = scripts.start.split(' ');
+  if (command !== 'node') throw new Error(`npm start runs ${command}, not node: update the benchmark`);
+  return args;
+}
+
 export async function startOurs(root: string, env: Record<string, string> = {}): Promise<BenchServer> {
   const port = await freePort();
   // The compiled build, as `npm start` and the container image run it (bench/run.ts builds it first).
-  const child = spawn(process.execPath, ['dist/main.js'], {
+  const child = spawn(process.execPath, await startArguments(), {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,

@@ -34,8 +34,12 @@ describe('Dockerfile', () => {
     const health = /^HEALTHCHECK (.*)\\\n\s+CMD \["node", "([^"]+)"\]$/m.exec(runtime);
     assert.ok(health, 'a HEALTHCHECK running node');
     assert.match(health[1]!, /--start-period=\d+s/);
-    const cmd = /^CMD \["node", "([^"]+)"\]$/m.exec(runtime);
-    for (const entry of [health[2]!, cmd?.[1] ?? 'missing']) assert.ok(await exists(sourceOf(entry)), `${entry} is built from ${sourceOf(entry)}`);
+    const cmd = /^CMD (\[.*\])$/m.exec(runtime);
+    assert.ok(cmd, 'a CMD in exec form');
+    const command = JSON.parse(cmd[1]!) as string[];
+    const { scripts } = JSON.parse(await read('package.json')) as { scripts: { start: string } };
+    assert.deepEqual(command, scripts.start.split(' '), 'the image starts the registry as `npm start` does');
+    for (const entry of [health[2]!, command.at(-1)!]) assert.ok(await exists(sourceOf(entry)), `${entry} is built from ${sourceOf(entry)}`);
     for (const copied of runtime.matchAll(/^COPY (?!--from)(\S+) /gm)) assert.ok(await exists(copied[1]!), `${copied[1]} exists for COPY`);
     const build = JSON.parse(await read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };
     assert.deepEqual([build.compilerOptions.rootDir, build.compilerOptions.outDir], ['src', 'dist']);
