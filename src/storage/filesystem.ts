@@ -14,6 +14,8 @@ import { StoragePaths } from './paths.js';
 
 /** Large reads keep syscalls few when streaming multi-GiB layers. */
 const STREAM_CHUNK_BYTES = 1024 * 1024;
+/** How much of an upload may sit unwritten in the page cache before writeback is started. */
+const WRITEBACK_EVERY_BYTES = 32 * 1024 * 1024;
 
 export class FilesystemBlobStore implements BlobStore {
   private readonly paths: StoragePaths;
@@ -120,19 +122,39 @@ export class FilesystemBlobStore implements BlobStore {
 
   async appendUpload(id: string, source: Readable, observe?: (chunk: Buffer) => void): Promise<number> {
     const file = this.paths.upload(id);
-    const sink = createWriteStream(file, { flags: 'r+', start: (await fs.stat(file)).size, highWaterMark: STREAM_CHUNK_BYTES });
-    if (observe) {
+    // A second descriptor for starting writeback: fsync flushes the file whichever descriptor
+    // asks, and this one stays open until the flush in flight is done.
+    const flusher = await fs.open(file, 'r+');
+    try {
+      const sink = createWriteStream(file, { flags: 'r+', start: (await flusher.stat()).size, highWaterMark: STREAM_CHUNK_BYTES });
+      // Start writing back what arrived every WRITEBACK_EVERY_BYTES, so the fsync at commit
+      // finds only the tail of a large layer still in the page cache, not all of it.
+      let unflushed = 0;
+      let flushing: Promise<void> | undefined;
       const observer = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
-          observe(chunk);
+          observe?.(chunk);
+          unflushed += chunk.length;
+          if (unflushed >= WRITEBACK_EVERY_BYTES && !flushing) {
+            unflushed = 0;
+            // Best effort: a failure here resurfaces in the fsync that commits the upload.
+            flushing = flusher
+              .datasync()
+              .catch(() => undefined)
+              .finally(() => (flushing = undefined));
+          }
           callback(null, chunk);
         },
       });
-      await pipeline(source, observer, sink);
-    } else {
-      await pipeline(source, sink);
+      try {
+        await pipeline(source, observer, sink);
+      } finally {
+        await flushing;
+      }
+      return (await flusher.stat()).size;
+    } finally {
+      await flusher.close();
     }
-    return (await fs.stat(file)).size;
   }
 
   async uploadSize(id: string): Promise<number | null> {
