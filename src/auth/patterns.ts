@@ -20,8 +20,21 @@ export interface RepositoryPattern {
   matches(repository: string): boolean;
 }
 
+/**
+ * Compiled patterns by source. Grants are read afresh for every request (so a revoked grant
+ * takes effect at once); their compiled form is kept here, as a pattern's text alone decides it.
+ */
+const compiled = new Map<string, RepositoryPattern>();
+const MAX_COMPILED = 10_000;
+
 export function compilePattern(pattern: string): RepositoryPattern {
+  const known = compiled.get(pattern);
+  if (known) return known;
   if (!isValidPattern(pattern)) throw new Error(`invalid repository pattern: ${JSON.stringify(pattern)}`);
   const regex = globToRegExp(pattern);
-  return { source: pattern, matches: (repository) => regex.test(repository) };
+  const result: RepositoryPattern = { source: pattern, matches: (repository) => regex.test(repository) };
+  // Past the bound, forget the oldest: a registry with that many distinct grant patterns recompiles some.
+  if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
+  compiled.set(pattern, result);
+  return result;
 }
