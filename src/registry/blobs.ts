@@ -15,7 +15,14 @@ export interface BlobServiceOptions {
   linkKnownBlobsOnHead: boolean;
 }
 
+/** How long a blob found intact on disk is believed to stay so, and how many such answers are kept. */
+const INTACT_TRUST_MS = 5_000;
+const INTACT_TRUST_ENTRIES = 10_000;
+
 export class BlobService {
+  /** Digest → until when its last size check is trusted (insertion-ordered: oldest first). */
+  private readonly recentlyIntact = new Map<string, number>();
+
   constructor(
     private readonly store: BlobStore,
     private readonly metadata: MetadataStore,
@@ -60,7 +67,7 @@ export class BlobService {
    */
   async send(blob: RepositoryBlob, sink: Writable, options: Omit<SendOptions, 'expectedSize'> = {}): Promise<void> {
     const { onBytes } = options;
-    await this.store.send(blob.digest, sink, {
+    const sending = this.store.send(blob.digest, sink, {
       ...options,
       expectedSize: blob.size,
       onBytes: (bytes) => {
@@ -68,6 +75,12 @@ export class BlobService {
         onBytes?.(bytes);
       },
     });
+    try {
+      await sending;
+    } catch (error) {
+      this.recentlyIntact.delete(blob.digest); // a damaged or vanished file: check afresh next time
+      throw error;
+    }
   }
 
   /** Removes the blob from the repository; the content itself stays for others (GC reclaims it). */
@@ -118,9 +131,21 @@ export class BlobService {
     return null;
   }
 
-  /** Whether the stored content exists with the size recorded at commit (a cheap damage check). */
+  /**
+   * Whether the stored content exists with the size recorded at commit (a cheap damage check).
+   * A positive answer is trusted for INTACT_TRUST_MS: pushes HEAD the same layers over and over,
+   * and a stat per HEAD was a sixth of its cost. GET checks the size of the file it serves anyway.
+   */
   private async intact(blob: RepositoryBlob): Promise<boolean> {
+    const trustedUntil = this.recentlyIntact.get(blob.digest);
+    if (trustedUntil !== undefined && trustedUntil > Date.now()) return true;
     const stored = await this.store.stat(blob.digest);
-    return stored !== null && stored.size === blob.size;
+    const intact = stored !== null && stored.size === blob.size;
+    this.recentlyIntact.delete(blob.digest);
+    if (intact) {
+      if (this.recentlyIntact.size >= INTACT_TRUST_ENTRIES) this.recentlyIntact.delete(this.recentlyIntact.keys().next().value!);
+      this.recentlyIntact.set(blob.digest, Date.now() + INTACT_TRUST_MS);
+    }
+    return intact;
   }
 }

@@ -52,6 +52,27 @@ describe('read-time damage checks', () => {
   });
 });
 
+describe('read-time damage checks after a recent HEAD', () => {
+  let t: LifecycleTestApp;
+  before(async () => {
+    t = await createLifecycleApp();
+  });
+  after(() => t.close());
+
+  it('trusts a size check for a few seconds, and forgets it as soon as a GET finds the file damaged', async () => {
+    const bytes = Buffer.from('layer content checked by HEAD, then truncated');
+    const layer = await pushBlob(t.app, 'damage/recent', bytes);
+    const url = `/v2/damage/recent/blobs/${layer.digest}`;
+    assert.equal((await request(t.app).head(url)).status, 200);
+    await fs.truncate(blobFile(t.root, layer.digest), 10);
+    // Within the trust window HEAD answers from the last check (no stat per HEAD) ...
+    assert.equal((await request(t.app).head(url)).status, 200);
+    // ... but GET checks the file it serves, and its refusal ends the trust.
+    assertError(await request(t.app).get(url), 404, 'BLOB_UNKNOWN');
+    assert.equal((await request(t.app).head(url)).status, 404);
+  });
+});
+
 describe('fsck', () => {
   let t: LifecycleTestApp;
   before(async () => {
