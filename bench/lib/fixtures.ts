@@ -19,8 +19,8 @@ export async function buildManyLayerImage(dir: string, seed: string, layers: num
   );
 }
 
-/** A one-layer image whose layer holds `size` random bytes; returns the layer's compressed size. */
-export async function buildLargeImage(dir: string, size: number): Promise<{ layerBytes: number }> {
+/** A one-layer image whose layer holds `size` random bytes; returns the layer's compressed size, digest and file. */
+export async function buildLargeImage(dir: string, size: number): Promise<{ layerBytes: number; layerDigest: string; layerFile: string }> {
   const blobs = path.join(dir, 'blobs', 'sha256');
   await fs.mkdir(blobs, { recursive: true });
   const tmp = path.join(dir, 'layer.tmp');
@@ -81,7 +81,7 @@ export async function buildLargeImage(dir: string, size: number): Promise<{ laye
       ],
     }),
   );
-  return { layerBytes: compressedSize };
+  return { layerBytes: compressedSize, layerDigest, layerFile: path.join(blobs, layerDigest.slice(7)) };
 }
 
 /** Total size of the files under a folder (a pulled image). */
