@@ -131,16 +131,18 @@ export class FilesystemBlobStore implements BlobStore {
       // finds only the tail of a large layer still in the page cache, not all of it.
       let unflushed = 0;
       let flushing: Promise<void> | undefined;
+      // Linux reports a failed writeback once: a later fsync may succeed over lost pages, so
+      // a failure here fails the append itself.
+      let flushError: unknown;
       const observer = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
           observe?.(chunk);
           unflushed += chunk.length;
-          if (unflushed >= WRITEBACK_EVERY_BYTES && !flushing) {
+          if (unflushed >= WRITEBACK_EVERY_BYTES && !flushing && flushError === undefined) {
             unflushed = 0;
-            // Best effort: a failure here resurfaces in the fsync that commits the upload.
             flushing = flusher
               .datasync()
-              .catch(() => undefined)
+              .catch((error: unknown) => void (flushError = error))
               .finally(() => (flushing = undefined));
           }
           callback(null, chunk);
@@ -151,6 +153,7 @@ export class FilesystemBlobStore implements BlobStore {
       } finally {
         await flushing;
       }
+      if (flushError !== undefined) throw flushError;
       return (await flusher.stat()).size;
     } finally {
       await flusher.close();
