@@ -5,6 +5,7 @@
  * Globs only (no regular expressions), matched like every other pattern in the product.
  */
 import { globToRegExp } from '../registry/patterns.js';
+import { BoundedMap } from '../runtime/bounded-map.js';
 
 const COMPONENT = /^[a-z0-9*][a-z0-9._*-]*$/;
 const MAX_PATTERN_LENGTH = 255;
@@ -24,8 +25,7 @@ export interface RepositoryPattern {
  * Compiled patterns by source. Grants are read afresh for every request (so a revoked grant
  * takes effect at once); their compiled form is kept here, as a pattern's text alone decides it.
  */
-const compiled = new Map<string, RepositoryPattern>();
-const MAX_COMPILED = 10_000;
+const compiled = new BoundedMap<string, RepositoryPattern>(10_000);
 
 export function compilePattern(pattern: string): RepositoryPattern {
   const known = compiled.get(pattern);
@@ -33,8 +33,6 @@ export function compilePattern(pattern: string): RepositoryPattern {
   if (!isValidPattern(pattern)) throw new Error(`invalid repository pattern: ${JSON.stringify(pattern)}`);
   const regex = globToRegExp(pattern);
   const result: RepositoryPattern = { source: pattern, matches: (repository) => regex.test(repository) };
-  // Past the bound, forget the oldest: a registry with that many distinct grant patterns recompiles some.
-  if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
   compiled.set(pattern, result);
   return result;
 }

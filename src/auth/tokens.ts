@@ -9,6 +9,7 @@ import jwt from 'jsonwebtoken';
 import { z } from 'zod';
 import type { SigningKey, VerificationKey } from './keys.js';
 import type { ResourceScope } from './scopes.js';
+import { BoundedMap } from '../runtime/bounded-map.js';
 
 /** A source of tokens the registry accepts: its issuer and the keys it signs with. */
 export interface TrustedIssuer {
@@ -86,7 +87,7 @@ const VERIFIED_CACHE_SIZE = 10_000;
 export class TokenService {
   private readonly keysById = new Map<string, { key: VerificationKey; issuer: TrustedIssuer }>();
   private readonly now: () => number;
-  private readonly verified = new Map<string, VerifiedToken>();
+  private readonly verified = new BoundedMap<string, VerifiedToken>(VERIFIED_CACHE_SIZE);
 
   constructor(private readonly options: TokenServiceOptions) {
     this.now = options.now ?? Date.now;
@@ -147,7 +148,6 @@ export class TokenService {
       throw new TokenError('token expired', cached.subject);
     }
     const result = this.verifyUncached(token);
-    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(token, result);
     return result;
   }

@@ -3,6 +3,7 @@ import { isRegistryError, RegistryError } from './errors.js';
 import type { Readable, Writable } from 'node:stream';
 import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob, SendOptions } from './ports.js';
 import type { RegistryStats } from './stats.js';
+import { BoundedMap } from '../runtime/bounded-map.js';
 
 /** How many repositories holding a blob to consider when looking for one the caller may read. */
 const MOUNT_CANDIDATES = 50;
@@ -20,8 +21,8 @@ const INTACT_TRUST_MS = 5_000;
 const INTACT_TRUST_ENTRIES = 10_000;
 
 export class BlobService {
-  /** Digest → until when its last size check is trusted (insertion-ordered: oldest first). */
-  private readonly recentlyIntact = new Map<string, number>();
+  /** Digest → until when its last size check is trusted. */
+  private readonly recentlyIntact = new BoundedMap<string, number>(INTACT_TRUST_ENTRIES);
 
   constructor(
     private readonly store: BlobStore,
@@ -141,11 +142,8 @@ export class BlobService {
     if (trustedUntil !== undefined && trustedUntil > Date.now()) return true;
     const stored = await this.store.stat(blob.digest);
     const intact = stored !== null && stored.size === blob.size;
-    this.recentlyIntact.delete(blob.digest);
-    if (intact) {
-      if (this.recentlyIntact.size >= INTACT_TRUST_ENTRIES) this.recentlyIntact.delete(this.recentlyIntact.keys().next().value!);
-      this.recentlyIntact.set(blob.digest, Date.now() + INTACT_TRUST_MS);
-    }
+    if (intact) this.recentlyIntact.set(blob.digest, Date.now() + INTACT_TRUST_MS);
+    else this.recentlyIntact.delete(blob.digest);
     return intact;
   }
 }
