@@ -29,7 +29,7 @@ import { ImageExporter } from './transfer/export.js';
 import { ImageImporter } from './transfer/import.js';
 import { VERSION } from './version.js';
 import { withChangeNotifications } from './webhooks/notify.js';
-import { createWebhooks, defaultPublicUrl, type WebhookService } from './webhooks/service.js';
+import { createWebhooks, type WebhookService } from './webhooks/service.js';
 import { serveApp } from './http/listener.js';
 import { startGarbagePacer } from './runtime/garbage-pacer.js';
 
@@ -89,13 +89,7 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
   const root = path.resolve(config.storage.root);
   const store = await FilesystemBlobStore.open(root);
   const metadata = new SqliteMetadataStore(path.join(root, 'registry.db'));
-  const webhooks = createWebhooks({
-    db: metadata.db,
-    metadata,
-    config: config.webhooks,
-    logger,
-    publicUrl: defaultPublicUrl(config.http.publicUrl, config.http.addr),
-  });
+  const webhooks = createWebhooks(config, metadata, logger);
   const lifecycleStore = new SqliteLifecycleStore(metadata.db);
   // The dispatcher wakes as soon as a change (and its outbox event) is committed.
   const registry = buildRegistry(config, store, withChangeNotifications(metadata, () => webhooks.notify()), lifecycleStore);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { SqliteMetadataStore } from '../metadata/sqlite.js';
-import { createWebhooks, defaultPublicUrl, type PublicSubscription, type WebhookService } from './service.js';
+import { createWebhooks, type PublicSubscription, type WebhookService } from './service.js';
 import type { Delivery } from './types.js';
 
 /** Opens webhooks for one command and closes everything after; the dispatcher is not started. */
@@ -24,13 +24,7 @@ export async function withWebhookService<T>(
   logger: Logger = pino({ level: 'silent' }),
 ): Promise<T> {
   const metadata = new SqliteMetadataStore(path.join(path.resolve(config.storage.root), 'registry.db'));
-  const webhooks = createWebhooks({
-    db: metadata.db,
-    metadata,
-    config: config.webhooks,
-    logger,
-    publicUrl: defaultPublicUrl(config.http.publicUrl, config.http.addr),
-  });
+  const webhooks = createWebhooks(config, metadata, logger);
   try {
     return await run(webhooks);
   } finally {

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import type { SqliteMetadataStore } from '../metadata/sqlite.js';
 import type { MetadataStore } from '../registry/ports.js';
 import { decideOutcome, sendAttempt } from './attempt.js';
 import type { StaticSubscriptionConfig, WebhooksConfig } from './config.js';
@@ -402,12 +404,19 @@ export class WebhookService {
   }
 }
 
-export function createWebhooks(options: WebhooksOptions): WebhookService {
-  return new WebhookService(options);
+/** The webhook service of a registry configuration, over its metadata database (the server's and the CLI's). */
+export function createWebhooks(config: Pick<Config, 'webhooks' | 'http'>, metadata: SqliteMetadataStore, logger: Logger): WebhookService {
+  return new WebhookService({
+    db: metadata.db,
+    metadata,
+    config: config.webhooks,
+    logger,
+    publicUrl: defaultPublicUrl(config.http.publicUrl, config.http.addr),
+  });
 }
 
 /** The public URL to assume before listening: `http.publicUrl`, else `http://<listen address>`. */
-export function defaultPublicUrl(publicUrl: string | undefined, listenAddress: string): string {
+function defaultPublicUrl(publicUrl: string | undefined, listenAddress: string): string {
   if (publicUrl) return publicUrl;
   const colon = listenAddress.lastIndexOf(':');
   return `http://${listenAddress.slice(0, colon) || '0.0.0.0'}:${listenAddress.slice(colon + 1)}`;

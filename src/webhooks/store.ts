@@ -163,21 +163,7 @@ export class SqliteWebhookStore implements WebhookStore {
   async createSubscription(subscription: NewSubscription, now: number): Promise<Subscription> {
     return this.db.transaction(() => {
       const startSeq = (this.statements.maxEventSeq.get() as number | null) ?? 0;
-      this.statements.insertSubscription.run(
-        subscription.id,
-        subscription.url,
-        subscription.secret,
-        JSON.stringify(subscription.events),
-        JSON.stringify(subscription.repositories),
-        JSON.stringify(subscription.tags),
-        JSON.stringify(subscription.headers),
-        subscription.format,
-        subscription.active ? 1 : 0,
-        subscription.source,
-        startSeq,
-        now,
-        now,
-      );
+      this.statements.insertSubscription.run(subscription.id, ...settingsColumns(subscription), subscription.source, startSeq, now, now);
       return toSubscription(this.statements.getSubscription.get(subscription.id) as SubscriptionRow);
     })();
   }
@@ -188,18 +174,7 @@ export class SqliteWebhookStore implements WebhookStore {
       if (!row) return null;
       const current = toSubscription(row);
       const next = { ...current, ...definedOnly(patch) };
-      this.statements.updateSubscription.run(
-        next.url,
-        next.secret,
-        JSON.stringify(next.events),
-        JSON.stringify(next.repositories),
-        JSON.stringify(next.tags),
-        JSON.stringify(next.headers),
-        next.format,
-        next.active ? 1 : 0,
-        now,
-        id,
-      );
+      this.statements.updateSubscription.run(...settingsColumns(next), now, id);
       return toSubscription(this.statements.getSubscription.get(id) as SubscriptionRow);
     })();
   }
@@ -376,6 +351,12 @@ function toSubscription(row: SubscriptionRow): Subscription {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** A subscription's settings as the columns url … active hold them, in that order (insert and update share it). */
+function settingsColumns(subscription: Omit<NewSubscription, 'id' | 'source'>): unknown[] {
+  const { url, secret, events, repositories, tags, headers, format, active } = subscription;
+  return [url, secret, JSON.stringify(events), JSON.stringify(repositories), JSON.stringify(tags), JSON.stringify(headers), format, active ? 1 : 0];
 }
 
 function toDelivery(row: DeliveryRow): Delivery {
