@@ -8,6 +8,7 @@
  */
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger, startRegistry } from './server.js';
+import { closeOnSignals } from './serving.js';
 import { VERSION } from './version.js';
 
 async function main(): Promise<void> {
@@ -25,24 +26,7 @@ async function main(): Promise<void> {
   const running = await startRegistry(config, logger);
   logger.info({ url: running.url, storage: config.storage.root, version: VERSION }, 'registry listening');
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting at once');
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal, deadlineSeconds: config.http.shutdownTimeoutSeconds }, 'shutting down');
-    running.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(logger, () => running.close(), 'shutting down', { deadlineSeconds: config.http.shutdownTimeoutSeconds });
   process.on('SIGHUP', () => {
     running.reloadTls().then(
       (reloaded) => {

@@ -55,6 +55,32 @@ export function parseListenAddress(addr: string): { host: string; port: number }
   return { host: host === '' ? '0.0.0.0' : host, port: Number(addr.slice(index + 1)) };
 }
 
+/**
+ * SIGTERM and SIGINT stop the process gracefully: the first logs `message` (with `fields`),
+ * runs `close` and exits 0 (1 when closing fails); a second exits 1 at once. Shared by the
+ * registry and the deploy agent.
+ */
+export function closeOnSignals(logger: Logger, close: () => Promise<void>, message: string, fields: Record<string, unknown> = {}): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting at once');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal, ...fields }, message);
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
 /** Listens on a `host:port` address (`[::1]:5000` for IPv6); resolves with the base URL actually bound. */
 export async function listenOn(server: net.Server, addr: string, scheme: 'http' | 'https'): Promise<string> {
   const { host, port } = parseListenAddress(addr);

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { startAgent, createAgentLogger } from './agent.js';
+import { closeOnSignals } from '../serving.js';
 import { AgentConfigError, loadAgentConfig } from './config.js';
 
 const USAGE = `usage: registry-agent [--config FILE]
@@ -58,21 +59,7 @@ async function main(): Promise<void> {
   }
   logger.info({ url: `${agent.url}${config.path === '/' ? '' : config.path}`, targets: config.targets.map((t) => t.name) }, 'agent listening');
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    logger.info({ signal }, 'shutting down; waiting for running deploys');
-    agent.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(logger, () => agent.close(), 'shutting down; waiting for running deploys');
 }
 
 main().catch((error: unknown) => {
