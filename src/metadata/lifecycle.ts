@@ -25,7 +25,6 @@ import type {
 import type { Actor, UploadSession } from '../registry/ports.js';
 import { REPOSITORY_BLOBS_SQL, REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
 
-const MAX_DIGESTS_PER_QUERY = 500;
 /** Index nesting is shallow in practice; the closure stops long before this. */
 const MAX_CLOSURE_ROUNDS = 64;
 
@@ -116,18 +115,9 @@ export class SqliteLifecycleStore implements LifecycleStore {
   }
 
   async digestsWithoutRecord(digests: string[]): Promise<string[]> {
-    const missing: string[] = [];
-    for (let i = 0; i < digests.length; i += MAX_DIGESTS_PER_QUERY) {
-      const batch = digests.slice(i, i + MAX_DIGESTS_PER_QUERY);
-      const found = new Set(
-        this.db
-          .prepare(`SELECT digest FROM blobs WHERE digest IN (${batch.map(() => '?').join(',')})`)
-          .pluck()
-          .all(...batch) as string[],
-      );
-      missing.push(...batch.filter((digest) => !found.has(digest)));
-    }
-    return missing;
+    if (digests.length === 0) return [];
+    const found = new Set(this.statements.recordedDigests.all(JSON.stringify(digests)) as string[]);
+    return digests.filter((digest) => !found.has(digest));
   }
 
   async markOrphans(blobs: BlobRecord[], cutoffs: BlobCutoffs): Promise<BlobRecord[]> {
@@ -438,6 +428,7 @@ function prepare(db: Database.Database) {
     ),
     deleteManifestRow: db.prepare('DELETE FROM manifests WHERE digest = ?'),
     unreferencedBlobs: db.prepare(UNREFERENCED_BLOBS_SQL),
+    recordedDigests: db.prepare('SELECT digest FROM blobs WHERE digest IN (SELECT value FROM json_each(?))').pluck(),
     blobRow: db.prepare('SELECT digest, size, deleting_since FROM blobs WHERE digest = ?'),
     markBlob: db.prepare('UPDATE blobs SET deleting_since = ? WHERE digest = ? AND deleting_since IS NULL'),
     unlinkEverywhere: db.prepare('DELETE FROM repository_blobs WHERE digest = ?'),

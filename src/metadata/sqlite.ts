@@ -26,7 +26,6 @@ import { migrate } from './migrations.js';
 import { REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
 
 /** SQLite's default limit on bound parameters is 32766; stay well below it per query. */
-const MAX_DIGESTS_PER_QUERY = 500;
 
 interface EventInput {
   type: EventType;
@@ -142,11 +141,11 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async missingBlobs(repository: string, digests: string[]): Promise<string[]> {
-    return this.missing(digests, (batch) => this.linkedDigests('repository_blobs', repository, batch));
+    return this.unlinked(this.statements.linkedBlobDigests, repository, digests);
   }
 
   async missingManifests(repository: string, digests: string[]): Promise<string[]> {
-    return this.missing(digests, (batch) => this.linkedDigests('repository_manifests', repository, batch));
+    return this.unlinked(this.statements.linkedManifestDigests, repository, digests);
   }
 
   async putManifest(
@@ -331,14 +330,12 @@ export class SqliteMetadataStore implements MetadataStore {
 
   private checkReferencesLinked(repository: string, manifest: NewManifest): void {
     const blobs = manifest.references.filter((r) => r.kind === 'blob').map((r) => r.digest);
-    const missingBlobs = blobs.length ? this.missing(blobs, (batch) => this.linkedDigests('repository_blobs', repository, batch)) : [];
+    const missingBlobs = this.unlinked(this.statements.linkedBlobDigests, repository, blobs);
     if (missingBlobs.length) {
       throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${missingBlobs[0]} is not in repository ${repository}`, { digests: missingBlobs });
     }
     const children = manifest.references.filter((r) => r.kind === 'manifest').map((r) => r.digest);
-    const missingChildren = children.length
-      ? this.missing(children, (batch) => this.linkedDigests('repository_manifests', repository, batch))
-      : [];
+    const missingChildren = this.unlinked(this.statements.linkedManifestDigests, repository, children);
     if (missingChildren.length) {
       throw new RegistryError(
         'MANIFEST_BLOB_UNKNOWN',
@@ -348,27 +345,13 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
-  private linkedDigests(table: 'repository_blobs' | 'repository_manifests', repository: string, digests: string[]): Set<string> {
-    const placeholders = digests.map(() => '?').join(',');
-    const rows = this.db
-      .prepare(
-        `SELECT l.digest FROM ${table} l JOIN repositories r ON r.id = l.repository_id
-         WHERE r.name = ? AND l.digest IN (${placeholders})`,
-      )
-      .pluck()
-      .all(repository, ...digests) as string[];
-    return new Set(rows);
-  }
-
-  private missing(digests: string[], present: (batch: string[]) => Set<string>): string[] {
+  /** Which of `digests` (each once, in order) the statement does not find linked in the repository. */
+  private unlinked(linked: Database.Statement, repository: string, digests: string[]): string[] {
+    if (digests.length === 0) return [];
     const unique = [...new Set(digests)];
-    const missing: string[] = [];
-    for (let i = 0; i < unique.length; i += MAX_DIGESTS_PER_QUERY) {
-      const batch = unique.slice(i, i + MAX_DIGESTS_PER_QUERY);
-      const found = present(batch);
-      missing.push(...batch.filter((digest) => !found.has(digest)));
-    }
-    return missing;
+    // One bound JSON array: any number of digests, and one statement prepared once.
+    const found = new Set(linked.all(repository, JSON.stringify(unique)) as string[]);
+    return unique.filter((digest) => !found.has(digest));
   }
 }
 
@@ -386,6 +369,18 @@ function toManifestRecord(row: ManifestRow): ManifestRecord {
 function prepareStatements(db: Database.Database) {
   return {
     repositoryId: db.prepare('SELECT id FROM repositories WHERE name = ?').pluck(),
+    linkedBlobDigests: db
+      .prepare(
+        `SELECT l.digest FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id
+         WHERE r.name = ? AND l.digest IN (SELECT value FROM json_each(?))`,
+      )
+      .pluck(),
+    linkedManifestDigests: db
+      .prepare(
+        `SELECT l.digest FROM repository_manifests l JOIN repositories r ON r.id = l.repository_id
+         WHERE r.name = ? AND l.digest IN (SELECT value FROM json_each(?))`,
+      )
+      .pluck(),
     insertRepository: db.prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?)'),
     listRepositories: db.prepare('SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?').pluck(),
     getBlob: db.prepare('SELECT digest, size FROM blobs WHERE digest = ?'),
