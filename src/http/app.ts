@@ -139,6 +139,12 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
 function toRegistryError(error: unknown): RegistryError {
   if (isRegistryError(error)) return error;
   const status = (error as { status?: unknown })?.status;
+  // A body parser's refusal gets a fixed message: its own quotes the body (a password, perhaps).
+  const bodyError = (error as { type?: unknown })?.type;
+  if (typeof bodyError === 'string' && typeof status === 'number' && status >= 400 && status < 500) {
+    const message = bodyError === 'entity.too.large' ? 'request body too large' : bodyError === 'entity.parse.failed' ? 'request body is not valid JSON' : 'malformed request body';
+    return new RegistryError('INVALID_REQUEST', message, undefined, { status: bodyError === 'entity.too.large' ? 413 : 400, cause: error });
+  }
   if (error instanceof URIError || (typeof status === 'number' && status >= 400 && status < 500)) {
     return new RegistryError('INVALID_REQUEST', `malformed request: ${(error as Error).message}`, undefined, {
       status: typeof status === 'number' ? status : 400,

@@ -90,6 +90,25 @@ describe('admin API', () => {
     assert.equal(malformed.status, 400);
   });
 
+  it('answers a body it cannot parse with 400 or 413 and a fixed message that never quotes the body', async () => {
+    const broken = await request(t.app)
+      .post('/api/v1/users')
+      .set('Authorization', asAdmin)
+      .set('Content-Type', 'application/json')
+      .send('password=hunter2-not-json');
+    assert.equal(broken.status, 400);
+    assert.equal(broken.body.errors[0].code, 'INVALID_REQUEST');
+    assert.equal(broken.body.errors[0].message, 'request body is not valid JSON');
+    assert.doesNotMatch(broken.text, /hunter2/);
+    const huge = await request(t.app)
+      .post('/api/v1/users')
+      .set('Authorization', asAdmin)
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ name: 'big', password: 'x'.repeat(100 * 1024) }));
+    assert.equal(huge.status, 413);
+    assert.equal(huge.body.errors[0].code, 'INVALID_REQUEST');
+  });
+
   it('never removes or demotes the last admin', async () => {
     const del = await request(t.app).delete('/api/v1/users/admin').set('Authorization', asAdmin);
     assert.equal(del.status, 409);

@@ -149,17 +149,11 @@ function parseBody<T extends z.ZodType>(schema: T, req: Request): z.infer<T> {
   throw new RegistryError('INVALID_REQUEST', `invalid request body: ${issues.join('; ')}`);
 }
 
-/**
- * Account errors become the registry's error codes; body-parser failures too, since their
- * error objects carry the raw body (a password, perhaps) that must never reach a log line.
- */
+/** Account errors become the registry's error codes (body-parser failures are the app's error handler's). */
 const translateErrors: ErrorRequestHandler = (error, _req, _res, next) => {
   if (error instanceof AccountError) {
     const code = error.kind === 'invalid' ? 'INVALID_REQUEST' : error.kind === 'not-found' ? 'NOT_FOUND' : 'CONFLICT';
     return next(new RegistryError(code, error.message));
-  }
-  if (!(error instanceof RegistryError) && typeof (error as { type?: unknown })?.type === 'string') {
-    return next(new RegistryError('INVALID_REQUEST', 'malformed JSON body'));
   }
   next(error);
 };

@@ -9,7 +9,7 @@
  *
  * Errors are the registry's `{"errors":[{code,message,detail}]}`, written by the app's error middleware.
  */
-import express, { type ErrorRequestHandler, type IRouter, type Request, type RequestHandler, type Response } from 'express';
+import express, { type IRouter, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { RegistryError } from '../../registry/errors.js';
 import type { Lifecycle } from '../../registry/lifecycle.js';
@@ -34,7 +34,7 @@ const fsckBody = z
 export function registerLifecycleAdminRoutes(target: IRouter, lifecycle: Lifecycle, guard: RequestHandler): void {
   const json = express.json({ limit: '16kb', type: () => true });
 
-  target.post(`${LIFECYCLE_API_PATH}/gc`, guard, json, bodyErrors, async (req: Request, res: Response) => {
+  target.post(`${LIFECYCLE_API_PATH}/gc`, guard, json, async (req: Request, res: Response) => {
     const body = parse(gcBody, req);
     res.json(await lifecycle.gc.run({ dryRun: body.dryRun, gracePeriodSeconds: body.gracePeriodSeconds, trigger: 'api' }));
   });
@@ -56,19 +56,11 @@ export function registerLifecycleAdminRoutes(target: IRouter, lifecycle: Lifecyc
     res.json(usage);
   });
 
-  target.post(`${LIFECYCLE_API_PATH}/fsck`, guard, json, bodyErrors, async (req: Request, res: Response) => {
+  target.post(`${LIFECYCLE_API_PATH}/fsck`, guard, json, async (req: Request, res: Response) => {
     const body = parse(fsckBody, req);
     res.json(await lifecycle.fsck.run({ repair: body.repair, gracePeriodSeconds: body.gracePeriodSeconds }));
   });
 }
-
-/** Malformed or oversized JSON bodies are the caller's mistake, not a server error. */
-const bodyErrors: ErrorRequestHandler = (error, _req, _res, next) => {
-  const type = (error as { type?: unknown }).type;
-  if (type === 'entity.parse.failed') return next(new RegistryError('INVALID_REQUEST', 'request body is not valid JSON'));
-  if (type === 'entity.too.large') return next(new RegistryError('INVALID_REQUEST', 'request body too large', undefined, { status: 413 }));
-  next(error);
-};
 
 function parse<T>(schema: z.ZodType<T>, req: Request): T {
   const result = schema.safeParse(req.body ?? {});

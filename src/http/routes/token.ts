@@ -69,13 +69,6 @@ export function registerTokenRoutes(router: Router, auth: AuthService, realm: Re
     }
     await respond(res, auth, principal, requested, refresh, true);
   });
-
-  // Body parser failures (malformed or oversized forms) become the registry's own error;
-  // the parser's error object may carry the raw body, which must never reach a log line.
-  router.use(TOKEN_PATH, ((error, _req, _res, next) => {
-    if (error instanceof RegistryError || typeof (error as { type?: unknown })?.type !== 'string') return next(error);
-    next(new RegistryError('INVALID_REQUEST', 'malformed token request body'));
-  }) as express.ErrorRequestHandler);
 }
 
 async function respond(
