@@ -4,9 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { assertError, binaryParser, createTestApp, pushBlob, sendChunked, sha256, type TestApp } from '../helpers/app.js';
+import { blobFile } from '../lifecycle/helpers.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -101,7 +103,10 @@ describe('uploads', () => {
     it('leaves a blob that is already stored untouched when it is pushed again', async () => {
       const content = Buffer.from('pushed twice');
       await pushBlob(t.app, 'mono/first', content);
+      const stored = await fs.stat(blobFile(t.root, sha256(content)));
       await pushBlob(t.app, 'mono/second', content);
+      const after = await fs.stat(blobFile(t.root, sha256(content)));
+      assert.deepEqual([after.ino, after.mtimeMs], [stored.ino, stored.mtimeMs], 'the stored file was neither replaced nor rewritten');
       assert.ok(content.equals(await blobBytes('mono/first', sha256(content))));
       assert.ok(content.equals(await blobBytes('mono/second', sha256(content))));
     });
@@ -173,6 +178,7 @@ describe('uploads', () => {
       await chunk(location, 0, 'abc');
       const gap = await chunk(location, 5, 'xyz');
       assert.equal(gap.status, 416);
+      assert.equal(gap.body.errors[0].code, 'BLOB_UPLOAD_INVALID');
       assert.equal(gap.headers.range, '0-2');
       assert.equal(gap.headers.location, undefined);
       assert.ok(Array.isArray((gap.body as { errors?: unknown }).errors));
@@ -201,6 +207,18 @@ describe('uploads', () => {
       const location = await start('chunked/repo');
       const res = await request(t.app).patch(location).set('Content-Range', '0-9').send(Buffer.from('abc'));
       assert.equal(res.status, 416);
+    });
+
+    it('answers 400 BLOB_UPLOAD_INVALID with the Range kept when fewer bytes arrive than Content-Range declared', async () => {
+      const location = await start('chunked/repo');
+      const short = await sendChunked(
+        t.app,
+        { method: 'PATCH', path: location, headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': '0-9' } },
+        [Buffer.from('abc')],
+      );
+      assert.equal(short.status, 400);
+      assert.equal(JSON.parse(short.body).errors[0].code, 'BLOB_UPLOAD_INVALID');
+      assert.equal(short.headers.range, '0-2');
     });
 
     it('accepts the last chunk in the completing PUT', async () => {
