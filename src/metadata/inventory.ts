@@ -6,7 +6,7 @@ import type Database from 'better-sqlite3';
 
 export interface Inventory {
   repositories: number;
-  /** Distinct blobs (content-addressed: each stored once). */
+  /** Distinct blobs (content-addressed: each stored once); as in usage reports, not those a collection is deleting. */
   blobs: number;
   blobBytes: number;
   manifests: number;
@@ -20,8 +20,8 @@ export function createInventoryReader(db: Database.Database): () => Promise<Inve
   const statement = db.prepare(`
     SELECT
       (SELECT COUNT(*) FROM repositories) AS repositories,
-      (SELECT COUNT(*) FROM blobs) AS blobs,
-      (SELECT COALESCE(SUM(size), 0) FROM blobs) AS blobBytes,
+      (SELECT COUNT(*) FROM blobs WHERE deleting_since IS NULL) AS blobs,
+      (SELECT COALESCE(SUM(size), 0) FROM blobs WHERE deleting_since IS NULL) AS blobBytes,
       (SELECT COUNT(*) FROM manifests) AS manifests,
       (SELECT COALESCE(SUM(size), 0) FROM manifests) AS manifestBytes,
       (SELECT COUNT(*) FROM tags) AS tags,
