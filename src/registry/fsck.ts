@@ -7,16 +7,13 @@
  * that the next push of an image holding it uploads it again (a HEAD then answers 404), and the
  * finding names the images that cannot be pulled until then.
  */
-import { randomUUID } from 'node:crypto';
-import os from 'node:os';
 import { algorithmOf, digestBytes, digestStream } from './digests.js';
 import { isRegistryError, RegistryError } from './errors.js';
-import { CLAIM_STALE_MS, GC_LEASE, LIFECYCLE_ACTOR } from './gc.js';
+import { CLAIM_STALE_MS, LIFECYCLE_ACTOR, withCollectionLease } from './gc.js';
 import type { BlobRecord, ImageRef, LifecycleStore } from './lifecycle-store.js';
 import type { BlobStore, MetadataStore } from './ports.js';
 
 const PAGE = 500;
-const LEASE_TTL_MS = 30 * 60_000;
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 export type FindingKind =
@@ -77,31 +74,25 @@ export class Fsck {
   ) {}
 
   async run(options: FsckOptions = {}): Promise<FsckReport> {
-    const repair = options.repair ?? false;
-    const holder = `${os.hostname()}/${process.pid}/${randomUUID()}`;
-    if (repair) {
-      const lease = await this.lifecycle.acquireLease(GC_LEASE, holder, LEASE_TTL_MS);
-      if (!lease.acquired) {
-        throw new RegistryError('CONFLICT', `a garbage collection or repair is running (${lease.holder}); try again when it is done`, {
-          holder: lease.holder,
-        });
-      }
-    }
-    try {
-      return await this.check(repair, options.gracePeriodSeconds ?? this.defaultGraceSeconds);
-    } finally {
-      if (repair) await this.lifecycle.releaseLease(GC_LEASE, holder);
-    }
+    const graceSeconds = options.gracePeriodSeconds ?? this.defaultGraceSeconds;
+    // Only a repair changes anything, so only a repair excludes collections (and other repairs).
+    if (!options.repair) return this.check(false, graceSeconds, async () => undefined);
+    return withCollectionLease(
+      this.lifecycle,
+      (held) => new RegistryError('CONFLICT', `a garbage collection or repair is running (${held.holder}); try again when it is done`, { holder: held.holder }),
+      (renew) => this.check(true, graceSeconds, renew),
+    );
   }
 
-  private async check(repair: boolean, graceSeconds: number): Promise<FsckReport> {
+  /** `renew` keeps the lease of a repair alive: called once per page of blobs or files and per repair. */
+  private async check(repair: boolean, graceSeconds: number, renew: () => Promise<void>): Promise<FsckReport> {
     const started = this.clock();
     const checked = { blobs: 0, bytes: 0, files: 0, manifests: 0 };
     const findings: FsckFinding[] = [];
 
     if (repair) findings.push(...(await this.unfinishedDeletions()));
-    findings.push(...(await this.checkBlobs(checked)));
-    findings.push(...(await this.checkFiles(checked, started - graceSeconds * 1000)));
+    findings.push(...(await this.checkBlobs(checked, renew)));
+    findings.push(...(await this.checkFiles(checked, started - graceSeconds * 1000, renew)));
     findings.push(...(await this.checkManifests(checked)));
     findings.push(...(await this.checkReferences()));
 
@@ -120,6 +111,7 @@ export class Fsck {
           continue;
         }
         try {
+          await renew();
           finding.repaired = await this.repairOne(finding, started);
           if (!finding.repaired) finding.repairError ??= 'the state changed meanwhile; nothing was done';
         } catch (error) {
@@ -141,10 +133,11 @@ export class Fsck {
   }
 
   /** Every blob record: is the file there, of the recorded size, hashing to its digest? */
-  private async checkBlobs(checked: FsckReport['checked']): Promise<FsckFinding[]> {
+  private async checkBlobs(checked: FsckReport['checked'], renew: () => Promise<void>): Promise<FsckFinding[]> {
     const findings: FsckFinding[] = [];
     let after = '';
     for (;;) {
+      await renew();
       const page = await this.lifecycle.blobPage(after, PAGE);
       for (const blob of page) {
         checked.blobs++;
@@ -191,9 +184,10 @@ export class Fsck {
   }
 
   /** Files in blob storage no record points at. */
-  private async checkFiles(checked: FsckReport['checked'], cutoff: number): Promise<FsckFinding[]> {
+  private async checkFiles(checked: FsckReport['checked'], cutoff: number, renew: () => Promise<void>): Promise<FsckFinding[]> {
     const findings: FsckFinding[] = [];
     const handle = async (digests: string[]) => {
+      await renew();
       for (const digest of await this.lifecycle.digestsWithoutRecord(digests)) {
         const [modifiedAt, stat] = [await this.store.modifiedAt(digest), await this.store.stat(digest)];
         if (modifiedAt === null || stat === null || modifiedAt >= cutoff) continue;

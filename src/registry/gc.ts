@@ -27,8 +27,28 @@ import type { UploadService } from './uploads.js';
 
 export const LIFECYCLE_ACTOR: Actor = { name: 'lifecycle', kind: 'system' };
 /** The lease every collection (and repairing fsck) takes. */
-export const GC_LEASE = 'gc';
+const GC_LEASE = 'gc';
 const LEASE_TTL_MS = 10 * 60_000;
+
+/**
+ * Runs `work` holding the collection lease, so that one collection or repair runs at a time
+ * across processes; `work` calls `renew` between pages, so a long run never outlives its lease.
+ * Refused with `refusal(held)` while another holder has it.
+ */
+export async function withCollectionLease<T>(
+  lifecycle: LifecycleStore,
+  refusal: (held: { holder: string; acquiredAt: number }) => RegistryError,
+  work: (renew: () => Promise<void>) => Promise<T>,
+): Promise<T> {
+  const holder = `${os.hostname()}/${process.pid}/${randomUUID()}`;
+  const lease = await lifecycle.acquireLease(GC_LEASE, holder, LEASE_TTL_MS);
+  if (!lease.acquired) throw refusal(lease);
+  try {
+    return await work(() => lifecycle.renewLease(GC_LEASE, holder, LEASE_TTL_MS));
+  } finally {
+    await lifecycle.releaseLease(GC_LEASE, holder);
+  }
+}
 /** A claim lives for one commit and link; one this old belongs to a process that died. */
 export const CLAIM_STALE_MS = 10 * 60_000;
 const BATCH = 500;
@@ -114,28 +134,25 @@ export class GarbageCollector {
   /** One collection; refused with CONFLICT while another one runs (in any process). */
   async run(options: GcRunOptions = {}): Promise<GcReport> {
     const dryRun = options.dryRun ?? false;
-    const holder = `${os.hostname()}/${process.pid}/${randomUUID()}`;
-    const lease = await this.lifecycle.acquireLease(GC_LEASE, holder, LEASE_TTL_MS);
-    if (!lease.acquired) {
-      throw new RegistryError(
-        'CONFLICT',
-        `a garbage collection is already running (since ${new Date(lease.acquiredAt).toISOString()}, ${lease.holder})`,
-        { holder: lease.holder, since: lease.acquiredAt },
-      );
-    }
-    try {
-      const report = await this.collect(dryRun, options, () => this.lifecycle.renewLease(GC_LEASE, holder, LEASE_TTL_MS));
-      await this.lifecycle.recordGcRun({
-        startedAt: Date.parse(report.startedAt),
-        finishedAt: Date.parse(report.finishedAt),
-        dryRun,
-        trigger: report.trigger,
-        report,
-      });
-      return report;
-    } finally {
-      await this.lifecycle.releaseLease(GC_LEASE, holder);
-    }
+    return withCollectionLease(
+      this.lifecycle,
+      (held) =>
+        new RegistryError('CONFLICT', `a garbage collection is already running (since ${new Date(held.acquiredAt).toISOString()}, ${held.holder})`, {
+          holder: held.holder,
+          since: held.acquiredAt,
+        }),
+      async (renew) => {
+        const report = await this.collect(dryRun, options, renew);
+        await this.lifecycle.recordGcRun({
+          startedAt: Date.parse(report.startedAt),
+          finishedAt: Date.parse(report.finishedAt),
+          dryRun,
+          trigger: report.trigger,
+          report,
+        });
+        return report;
+      },
+    );
   }
 
   private async collect(dryRun: boolean, options: GcRunOptions, renew: () => Promise<void>): Promise<GcReport> {

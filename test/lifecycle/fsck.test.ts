@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
+import { SqliteLifecycleStore } from '../../src/metadata/lifecycle.js';
 import type { SqliteMetadataStore } from '../../src/metadata/sqlite.js';
 import type { FsckFinding, FsckReport } from '../../src/registry/fsck.js';
 import { assertError, binaryParser, pushBlob, pushImage, sha256 } from '../helpers/app.js';
@@ -163,5 +164,19 @@ describe('fsck', () => {
   it('answers 400 to a malformed request', async () => {
     const res = await request(t.app).post('/api/v1/fsck').send({ repair: 'please' });
     assertError(res, 400, 'INVALID_REQUEST');
+  });
+
+  it('refuses a repair (409 CONFLICT) while a collection holds the lease, but still checks', async () => {
+    const store = new SqliteLifecycleStore((t.assembled.registry.metadata as SqliteMetadataStore).db);
+    assert.equal((await store.acquireLease('gc', 'a running collection', 60_000)).acquired, true);
+    try {
+      const refused = await request(t.app).post('/api/v1/fsck').send({ repair: true });
+      assertError(refused, 409, 'CONFLICT');
+      assert.match(refused.body.errors[0].message, /a running collection/);
+      assert.equal((await request(t.app).post('/api/v1/fsck').send({})).status, 200, 'a check alone needs no lease');
+    } finally {
+      await store.releaseLease('gc', 'a running collection');
+    }
+    assert.equal((await request(t.app).post('/api/v1/fsck').send({ repair: true })).status, 200, 'the lease was released');
   });
 });
