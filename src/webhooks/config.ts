@@ -93,7 +93,16 @@ export const webhooksConfigSchema = z
     /** Delivered and failed deliveries (with their attempt log) are removed after this long. */
     retentionMs: z.number().int().min(60_000).default(14 * 86_400_000),
     /** Subscriptions declared here are created at startup, kept in step with this file, and read-only in the API. */
-    subscriptions: z.array(staticSubscriptionSchema).default([]),
+    subscriptions: z
+      .array(staticSubscriptionSchema)
+      .default([])
+      .superRefine((subscriptions, ctx) => {
+        const seen = new Set<string>();
+        for (const [index, { id }] of subscriptions.entries()) {
+          if (seen.has(id)) ctx.addIssue({ code: 'custom', path: [index, 'id'], message: `"${id}" is already the id of an earlier subscription` });
+          seen.add(id);
+        }
+      }),
   })
   .strict()
   .prefault({});

@@ -107,6 +107,14 @@ describe('configuration', () => {
     assertConfigError(() => validateConfig({ log: { level: 'loud' } }), /log\.level/);
   });
 
+  it('refuses two webhook subscriptions with the same id, naming the second', () => {
+    const subscription = { id: 'deploy', url: 'http://agent.example:9000/hook', secret: 'sixteen-chars-secret' };
+    assertConfigError(
+      () => validateConfig({ webhooks: { subscriptions: [subscription, { ...subscription, url: 'http://other.example/hook' }] } }),
+      /webhooks\.subscriptions\.1\.id.*"deploy" is already the id of an earlier subscription/,
+    );
+  });
+
   it('fails when an explicitly named file does not exist', () => {
     assertConfigError(() => loadConfig({ file: path.join(dir, 'missing.yaml'), env: {} }), /cannot read config file/);
   });
