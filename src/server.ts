@@ -177,8 +177,6 @@ async function setUpAuth(config: Config, root: string, db: SqliteMetadataStore['
   return auth;
 }
 
-export { parseListenAddress } from './serving.js';
-
 /** Assembles the registry and listens on `http.addr` (HTTPS when http.tls is set). */
 export async function startRegistry(config: Config, logger: Logger = createLogger(config)): Promise<RunningRegistry> {
   const assembled = await assemble(config, logger);

@@ -100,10 +100,6 @@ export class TokenService {
     return this.options.service;
   }
 
-  get ttlSeconds(): number {
-    return this.options.ttlSeconds;
-  }
-
   /** Whether this registry issues tokens itself (the built-in token endpoint is on). */
   get issuing(): boolean {
     return this.options.signing !== undefined;
@@ -133,7 +129,6 @@ export class TokenService {
     return { token, expiresIn: this.options.ttlSeconds, issuedAt: new Date(now * 1000).toISOString() };
   }
 
-  /** Verifies signature, algorithm, issuer, audience and lifetime; throws TokenError with the reason. */
   /**
    * Verifies a token (signature, algorithm, issuer, audience, times). A token verified before
    * is answered from a bounded cache, its expiry still checked on every call: the signature of

@@ -28,7 +28,6 @@ import { registerTransferAdminRoutes } from './routes/transfer-admin.js';
 import { registerUploadRoutes } from './routes/uploads.js';
 import { registerWebhookAdminRoutes } from './routes/webhooks-admin.js';
 
-export { API_VERSION_HEADER } from './observe-requests.js';
 
 /** The operations surface: /metrics, /readyz, reverse-proxy trust, image import and export, shutdown. */
 export interface OperationsDependencies {

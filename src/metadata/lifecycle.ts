@@ -110,10 +110,6 @@ export class SqliteLifecycleStore implements LifecycleStore {
     })();
   }
 
-  async unreferencedBlobs(cutoffs: BlobCutoffs, limit: number): Promise<BlobRecord[]> {
-    return this.statements.unreferencedBlobs.all({ ...cutoffs, limit }) as BlobRecord[];
-  }
-
   async digestsWithoutRecord(digests: string[]): Promise<string[]> {
     if (digests.length === 0) return [];
     const found = new Set(this.statements.recordedDigests.all(JSON.stringify(digests)) as string[]);

@@ -146,8 +146,6 @@ export interface LifecycleStore {
   sweepManifests(plan: ManifestSweepPlan): Promise<ManifestSweepResult>;
   /** Step 1 of the deletion protocol for up to `limit` unreferenced blobs; returns those marked. */
   markUnreferencedBlobs(cutoffs: BlobCutoffs, limit: number): Promise<BlobRecord[]>;
-  /** Unreferenced blobs a mark would pick now (dry run), up to `limit`. */
-  unreferencedBlobs(cutoffs: BlobCutoffs, limit: number): Promise<BlobRecord[]>;
   /** Of these digests, those with no metadata row at all (files nothing points at). */
   digestsWithoutRecord(digests: string[]): Promise<string[]>;
   /** Marks files with no metadata row, unless one appeared or a live claim holds the digest; returns those marked. */

@@ -90,11 +90,6 @@ export class Dispatcher {
     await Promise.allSettled([...this.inFlight.values()]);
   }
 
-  /** Number of deliveries being sent right now. */
-  get inFlightCount(): number {
-    return this.inFlight.size;
-  }
-
   /** One pass: fan out new events, start due deliveries, prune old log entries now and then. */
   async runOnce(): Promise<void> {
     await this.fanOut();

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { generateSecret } from '../auth/secrets.js';
 import type { Config } from '../config/schema.js';
 import type { SqliteMetadataStore } from '../metadata/sqlite.js';
 import type { MetadataStore } from '../registry/ports.js';
@@ -446,10 +447,6 @@ function notFound(id: string): WebhookError {
 
 function readOnly(id: string): WebhookError {
   return new WebhookError('read_only', `subscription ${id} is declared in the config file; change it there`);
-}
-
-function generateSecret(): string {
-  return randomBytes(32).toString('base64url');
 }
 
 function readSecretFile(file: string, id: string): string {

@@ -48,8 +48,6 @@ export const subscriptionInputSchema = z
   })
   .strict();
 
-export type SubscriptionInput = z.input<typeof subscriptionInputSchema>;
-
 /** What a client sends to change a subscription: any subset of the fields, id excepted. */
 export const subscriptionPatchSchema = z
   .object({
@@ -63,8 +61,6 @@ export const subscriptionPatchSchema = z
     active: z.boolean().optional(),
   })
   .strict();
-
-export type SubscriptionPatchInput = z.input<typeof subscriptionPatchSchema>;
 
 /** Throws PatternError naming the first malformed repository or tag pattern. */
 export function validateSubscriptionPatterns(fields: { repositories?: string[]; tags?: string[] }): void {

@@ -17,8 +17,6 @@ import type { ImageImporter } from '../../transfer/import.js';
 import { ArchiveError } from '../../transfer/tar-reader.js';
 import { caller } from '../wire.js';
 
-export const IMPORT_PATH = '/api/v1/import';
-export const EXPORT_PATH = '/api/v1/export';
 const ARCHIVE_FIELD = 'archive';
 
 export interface TransferRoutesOptions {
