@@ -8,6 +8,7 @@
  */
 import type http from 'node:http';
 import type { Logger } from 'pino';
+import { isDigestSyntax, isValidName, isValidTag } from '../registry/references.js';
 import { compileFilter } from '../webhooks/filters.js';
 import { parseDelivery, type ReceivedEvent } from '../webhooks/formats.js';
 import { FLUX_SIGNATURE_HEADER, SIGNATURE_HEADER, verifySignature } from '../webhooks/signing.js';
@@ -29,10 +30,6 @@ interface CompiledTarget {
   target: TargetConfig;
   matches(event: ReceivedEvent): boolean;
 }
-
-const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
-const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
-const REPOSITORY = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 
 export function compileTarget(target: TargetConfig): CompiledTarget {
   const repository = compileFilter(target.repositories);
@@ -127,9 +124,9 @@ export function createReceiver(options: ReceiverOptions): http.RequestListener {
 
 /** What a deploy command may rely on: names and digests in their grammar (they reach a shell's environment). */
 function malformed(event: ReceivedEvent): string | null {
-  if (event.repository !== null && !REPOSITORY.test(event.repository)) return 'invalid repository name';
-  if (event.tag !== null && !TAG.test(event.tag)) return 'invalid tag';
-  if (event.digest !== null && !DIGEST.test(event.digest)) return 'invalid digest';
+  if (event.repository !== null && !isValidName(event.repository)) return 'invalid repository name';
+  if (event.tag !== null && !isValidTag(event.tag)) return 'invalid tag';
+  if (event.digest !== null && !isDigestSyntax(event.digest)) return 'invalid digest';
   if (event.registry !== null && !/^[A-Za-z0-9.:[\]-]{1,255}$/.test(event.registry)) return 'invalid registry host';
   if (event.reference !== null && /[\s\0]/.test(event.reference)) return 'invalid reference';
   return null;

@@ -38,6 +38,11 @@ export function assertTag(tag: string): string {
   return tag;
 }
 
+/** Whether a digest follows the spec's grammar (`algorithm:encoded`), supported algorithm or not. */
+export function isDigestSyntax(digest: string): boolean {
+  return DIGEST_PATTERN.test(digest);
+}
+
 /** True for strings shaped like a digest (`algorithm:encoded`), whatever the algorithm. */
 export function looksLikeDigest(reference: string): boolean {
   return reference.includes(':');

@@ -139,6 +139,29 @@ describe('deploy agent', () => {
     assert.deepEqual(await lines(out), [], 'nothing ran');
   });
 
+  test('refuses names a registry could not have sent (400) and a body over maxBodyBytes (413), running nothing', async () => {
+    const dir = await tempDir();
+    const out = path.join(dir, 'deploys.txt');
+    const agent = await start(dir, [{ name: 'web', repositories: [], tags: [], events: ['tag.created'], command: recorder(out), timeoutSeconds: 30, env: {} }], {
+      maxBodyBytes: 2048,
+    });
+    const cases: Array<[Partial<EventPayload>, RegExp]> = [
+      [{ repository: 'app$(id)' }, /invalid repository name/],
+      [{ repository: `a${'b'.repeat(255)}` }, /invalid repository name/],
+      [{ tag: '1.0;ls' }, /invalid tag/],
+      [{ digest: 'sha256:$(id)' }, /invalid digest/],
+    ];
+    for (const [overrides, error] of cases) {
+      const answer = await deliver(agent.endpoint, event(overrides));
+      assert.equal(answer.status, 400, JSON.stringify(overrides));
+      assert.match(answer.body.error, error);
+    }
+    const large = await deliver(agent.endpoint, event({ repository: 'app' }), { tamper: (body) => body.replace('"app"', `"app","padding":"${'x'.repeat(4096)}"`) });
+    assert.equal(large.status, 413);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(await lines(out), [], 'nothing ran');
+  });
+
   test('drops a replayed event id, also after a restart; a failed deploy may be redelivered', async () => {
     const dir = await tempDir();
     const out = path.join(dir, 'deploys.txt');
