@@ -136,15 +136,20 @@ export class AccessPolicy {
 
   /** The part of a requested scope this principal holds (the token server's intersection), or null. */
   grant(requested: ResourceScope): ResourceScope | null {
-    let actions: string[] = [];
-    if (requested.type === 'repository') {
-      actions = requested.actions.filter((action) => isRepositoryAction(action) && this.allows(requested.name, action));
-      if (requested.actions.includes('*')) actions = REPOSITORY_ACTIONS.filter((action) => this.allows(requested.name, action));
-    } else if (requested.type === 'registry' && requested.name === 'catalog') {
-      actions = this.canListCatalog() ? requested.actions.filter((action) => action === '*') : [];
-    } else if (requested.type === 'registry' && requested.name === 'admin') {
-      actions = this.principal.admin && this.principal.kind === 'user' ? requested.actions.filter((action) => action === '*') : [];
-    }
-    return actions.length > 0 ? { type: requested.type, name: requested.name, actions } : null;
+    // `*` on a repository stands for every repository action the principal holds there.
+    const candidates = requested.type === 'repository' && requested.actions.includes('*') ? REPOSITORY_ACTIONS : requested.actions;
+    const actions = candidates.filter((action) => this.allowsAction(requested.type, requested.name, action));
+    return actions.length > 0 ? { type: requested.type, name: requested.name, actions: [...actions] } : null;
+  }
+
+  /**
+   * One action on a resource of any type: the rule both the token server (grant) and a request
+   * presenting a token or Basic credentials apply. The catalog and the admin API know only `*`.
+   */
+  allowsAction(type: string, name: string, action: string): boolean {
+    if (type === 'repository') return isRepositoryAction(action) && this.allows(name, action);
+    if (type === 'registry' && name === 'catalog') return action === '*' && this.canListCatalog();
+    if (type === 'registry' && name === 'admin') return action === '*' && this.principal.admin && this.principal.kind === 'user';
+    return false;
   }
 }

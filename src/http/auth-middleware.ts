@@ -4,9 +4,7 @@
  * spec's challenge), `requireAdmin` for the admin APIs, and the auth routes (/auth/token,
  * /api/v1/users, /api/v1/robots) bundled for createApp.
  */
-import express, { type Request, type RequestHandler, type Router } from 'express';
-import type { AccessPolicy } from '../auth/accounts.js';
-import { isRepositoryAction } from '../auth/accounts.js';
+import express, { type RequestHandler, type Router } from 'express';
 import { accessDetail, basicChallenge, bearerChallenge } from '../auth/challenge.js';
 import { actorOf, type Principal } from '../auth/principals.js';
 import { accessAllows, ADMIN_SCOPE } from '../auth/scopes.js';
@@ -52,14 +50,6 @@ function realmResolver(auth: AuthService, publicUrl: string | undefined): RealmR
   return (req) => `${req.protocol}://${req.host ?? 'localhost'}/auth/token`;
 }
 
-/** Whether a principal's live policy allows an action on a resource of any type. */
-function policyAllows(policy: AccessPolicy, type: string, name: string, action: string): boolean {
-  if (type === 'repository') return isRepositoryAction(action) && policy.allows(name, action);
-  if (type === 'registry' && name === 'catalog') return policy.canListCatalog();
-  if (type === 'registry' && name === 'admin') return policy.principal.admin;
-  return false;
-}
-
 /**
  * What a Bearer token lets its holder do. A token this registry issued is also checked against
  * the account as it is now, so deleting a user, revoking a robot or removing a grant takes
@@ -84,7 +74,7 @@ async function authorizeToken(auth: AuthService, verified: VerifiedToken): Promi
   if (!principal) return null;
   const policy = await auth.policyFor(principal);
   const allows = (type: string, name: string, action: string) =>
-    accessAllows(verified.access, type, name, action) && policyAllows(policy, type, name, action);
+    accessAllows(verified.access, type, name, action) && policy.allowsAction(type, name, action);
   return {
     principal,
     allows,
@@ -125,7 +115,7 @@ function createAuthenticate(auth: AuthService, realm: RealmResolver): RequestHan
       if (!credentials) throw unauthorized();
       const principal = await loginOrThrow(auth, credentials, address, true, unauthorized);
       const policy = await auth.policyFor(principal);
-      if (scope && !scope.actions.every((action) => policyAllows(policy, scope.type, scope.name, action))) {
+      if (scope && !scope.actions.every((action) => policy.allowsAction(scope.type, scope.name, action))) {
         throw new RegistryError('DENIED', undefined, accessDetail(scope));
       }
       res.locals.caller = {
