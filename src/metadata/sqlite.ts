@@ -162,9 +162,9 @@ export class SqliteMetadataStore implements MetadataStore {
       this.checkReferencesLinked(repository, manifest);
       const existingId = this.statements.repositoryId.get(repository) as number | undefined;
       const existed = existingId !== undefined;
-      if (tag !== null && guard.tag) {
-        guard.tag(existed ? ((this.statements.tagDigest.get(existingId, tag) as string | undefined) ?? null) : null);
-      }
+      // What the tag points at before this push: nothing below changes it until the upsert.
+      const previousTagDigest = tag !== null && existed ? ((this.statements.tagDigest.get(existingId, tag) as string | undefined) ?? null) : null;
+      if (tag !== null) guard.tag?.(previousTagDigest);
       const bytesBefore = guard.quota && existed ? this.storedBytes(existingId) : 0;
       const repositoryId = this.ensureRepository(repository, actor, now);
       const inserted = this.statements.insertManifest.run(
@@ -185,25 +185,21 @@ export class SqliteMetadataStore implements MetadataStore {
       this.statements.linkManifest.run(repositoryId, manifest.digest, now);
       guard.quota?.({ before: bytesBefore, after: this.storedBytes(repositoryId) });
 
-      let previousTagDigest: string | null = null;
-      if (tag !== null) {
-        previousTagDigest = (this.statements.tagDigest.get(repositoryId, tag) as string | undefined) ?? null;
-        if (previousTagDigest !== manifest.digest) {
-          this.statements.upsertTag.run(repositoryId, tag, manifest.digest, now);
-          this.recordEvent(
-            {
-              type: previousTagDigest === null ? 'tag.created' : 'tag.updated',
-              repository,
-              tag,
-              digest: manifest.digest,
-              mediaType: manifest.mediaType,
-              size: manifest.size,
-              previousDigest: previousTagDigest,
-              actor,
-            },
-            now,
-          );
-        }
+      if (tag !== null && previousTagDigest !== manifest.digest) {
+        this.statements.upsertTag.run(repositoryId, tag, manifest.digest, now);
+        this.recordEvent(
+          {
+            type: previousTagDigest === null ? 'tag.created' : 'tag.updated',
+            repository,
+            tag,
+            digest: manifest.digest,
+            mediaType: manifest.mediaType,
+            size: manifest.size,
+            previousDigest: previousTagDigest,
+            actor,
+          },
+          now,
+        );
       }
       return { repositoryCreated: !existed, previousTagDigest };
     })();
