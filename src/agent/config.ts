@@ -11,11 +11,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { listenAddressSchema } from '../config/schema.js';
 import { MAX_PATTERN_LENGTH, validatePatterns } from '../webhooks/filters.js';
 import { SUBSCRIBABLE_EVENT_TYPES } from '../webhooks/types.js';
 
 export const DEFAULT_AGENT_CONFIG_FILE = 'registry-agent.yaml';
-const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:/]*):(\d{1,5})$/;
 
 const patterns = z
   .array(z.string().min(1).max(MAX_PATTERN_LENGTH))
@@ -54,11 +54,7 @@ export type TargetConfig = z.infer<typeof targetSchema>;
 export const agentConfigSchema = z
   .object({
     /** host:port to listen on. */
-    listen: z
-      .string()
-      .regex(HOST_PORT, 'must be host:port, e.g. 127.0.0.1:9400')
-      .refine((addr) => Number(HOST_PORT.exec(addr)?.[2]) <= 65535, 'port must be at most 65535')
-      .default('127.0.0.1:9400'),
+    listen: listenAddressSchema('127.0.0.1:9400').default('127.0.0.1:9400'),
     /** URL path deliveries are posted to. */
     path: z.string().regex(/^\/[^\s?#]*$/, 'must be a path starting with /').default('/'),
     /** The subscription's secret (or `secretFile`). */

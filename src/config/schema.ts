@@ -11,16 +11,20 @@ import { httpOperationsShape, importConfigSchema, metricsConfigSchema } from './
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:/]*):(\d{1,5})$/;
 const MiB = 1024 * 1024;
 
+/** A `host:port` listen address (`[::1]:5000` for IPv6; an empty host listens everywhere). The agent's too. */
+export function listenAddressSchema(example: string) {
+  return z
+    .string()
+    .regex(HOST_PORT, `must be host:port, e.g. ${example}`)
+    .refine((addr) => Number(HOST_PORT.exec(addr)?.[2]) <= 65535, 'port must be at most 65535');
+}
+
 export const configSchema = z
   .object({
     http: z
       .object({
         /** host:port to listen on; `[::1]:5000` for IPv6. */
-        addr: z
-          .string()
-          .regex(HOST_PORT, 'must be host:port, e.g. 0.0.0.0:5000')
-          .refine((addr) => Number(HOST_PORT.exec(addr)?.[2]) <= 65535, 'port must be at most 65535')
-          .default('0.0.0.0:5000'),
+        addr: listenAddressSchema('0.0.0.0:5000').default('0.0.0.0:5000'),
         /**
          * The registry's public base URL (https://registry.example.com), used where an absolute
          * address must be given out (token realm, webhook payloads). Unset: derived from requests.
