@@ -57,9 +57,9 @@ export class BlobService {
     throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
   }
 
-  async read(repository: string, digest: string, range?: ByteRange): Promise<{ blob: RepositoryBlob; stream: Readable }> {
-    const blob = await this.get(repository, digest);
-    return { blob, stream: await this.store.read(digest, range, blob.size) };
+  /** Streams a blob the repository holds (found with {@link get}), refusing a damaged file. */
+  async read(blob: RepositoryBlob, range?: ByteRange): Promise<Readable> {
+    return this.store.read(blob.digest, range, blob.size);
   }
 
   /**

@@ -59,8 +59,7 @@ export class ImageExporter {
       for (const algorithm of algorithms) await addDirectory(pack, `blobs/${algorithm}`);
       for (const manifest of plan.manifests) await addBuffer(pack, blobName(manifest.digest), manifest.content);
       for (const blob of plan.blobs) {
-        const { stream } = await this.registry.blobs.read(repository, blob.digest);
-        await addStream(pack, blobName(blob.digest), blob.size, stream);
+        await addStream(pack, blobName(blob.digest), blob.size, await this.registry.blobs.read(blob));
       }
       pack.finalize();
     };
