@@ -13,17 +13,16 @@ import { isLoopbackAddress, OPEN_REGISTRY_WARNING } from './auth/exposure.js';
 import { AuthService, createTokenService } from './auth/service.js';
 import { createApp } from './http/app.js';
 import { createHttpAuth } from './http/auth-middleware.js';
-import { SqliteAccountStore } from './metadata/accounts.js';
-import { SqliteLifecycleStore } from './metadata/lifecycle.js';
-import { createInventoryReader } from './metadata/inventory.js';
-import { SqliteMetadataStore } from './metadata/sqlite.js';
+import type { AccountStore } from './auth/accounts.js';
+import { openMetadataBackend } from './metadata/backend.js';
 import { writableDirectoryCheck, type ReadinessCheck } from './observability/health.js';
 import { startHttpServer, type ServingState } from './serving.js';
 import { gcSummary } from './registry/gc.js';
 import { createLifecycle, type Lifecycle } from './registry/lifecycle.js';
 import type { BlobStore, MetadataStore } from './registry/ports.js';
 import { createRegistry, type Registry } from './registry/registry.js';
-import { FilesystemBlobStore } from './storage/filesystem.js';
+import { FilesystemBlobStore } from './storage/filesystem/blob-store.js';
+import type { LifecycleStore } from './registry/lifecycle-store.js';
 import { ImageExporter } from './transfer/export.js';
 import { ImageImporter } from './transfer/import.js';
 import { VERSION } from './version.js';
@@ -87,17 +86,17 @@ export function createLogger(config: Config): Logger {
 export async function assemble(config: Config, logger: Logger = createLogger(config), options: AssembleOptions = {}): Promise<AssembledRegistry> {
   const root = path.resolve(config.storage.root);
   const store = await FilesystemBlobStore.open(root);
-  const metadata = new SqliteMetadataStore(path.join(root, 'registry.db'));
-  const webhooks = createWebhooks(config, metadata, logger);
-  const lifecycleStore = new SqliteLifecycleStore(metadata.db);
+  const backend = await openMetadataBackend(config, { now: options.now });
+  const { metadata, lifecycle: lifecycleStore } = backend;
+  const webhooks = createWebhooks(config, backend, logger);
   // The dispatcher wakes as soon as a change (and its outbox event) is committed.
   const registry = buildRegistry(config, store, withChangeNotifications(metadata, () => webhooks.notify()), lifecycleStore);
   const lifecycle = createLifecycle(registry, lifecycleStore, config.lifecycle.gc);
   let auth: AuthService | undefined;
   try {
-    auth = config.auth.mode === 'token' ? await setUpAuth(config, root, metadata.db, logger, options) : undefined;
+    auth = config.auth.mode === 'token' ? await setUpAuth(config, root, backend.accounts, logger, options) : undefined;
   } catch (error) {
-    await metadata.close();
+    await backend.close();
     throw error;
   }
   const serving: ServingState = { closing: false };
@@ -107,7 +106,7 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
     { name: 'metadata', probe: async () => void (await metadata.listRepositories({ limit: 1 })) },
     writableDirectoryCheck('storage', root),
   ];
-  const inventory = createInventoryReader(metadata.db);
+  const inventory = () => backend.inventory();
   const app = createApp({
     registry,
     logger,
@@ -128,7 +127,7 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
   });
   const close = async () => {
     await webhooks.stop();
-    await metadata.close();
+    await backend.close();
   };
   return { registry, app, logger, auth, webhooks, lifecycle, serving, close };
 }
@@ -138,7 +137,7 @@ function orEmptyDeliveries<T extends object>(stats: T | null): T | { byState: { 
 }
 
 /** The registry domain as the configuration describes it (the server, and CLI commands that work on the storage root). */
-export function buildRegistry(config: Config, store: BlobStore, metadata: MetadataStore, lifecycleStore: SqliteLifecycleStore): Registry {
+export function buildRegistry(config: Config, store: BlobStore, metadata: MetadataStore, lifecycleStore: LifecycleStore): Registry {
   return createRegistry(
     store,
     metadata,
@@ -159,17 +158,14 @@ export function buildRegistry(config: Config, store: BlobStore, metadata: Metada
  */
 export async function openRegistry(
   config: Config,
-): Promise<{ registry: Registry; lifecycleStore: SqliteLifecycleStore; close(): Promise<void> }> {
-  const root = path.resolve(config.storage.root);
-  const store = await FilesystemBlobStore.open(root);
-  const metadata = new SqliteMetadataStore(path.join(root, 'registry.db'));
-  const lifecycleStore = new SqliteLifecycleStore(metadata.db);
-  return { registry: buildRegistry(config, store, metadata, lifecycleStore), lifecycleStore, close: () => metadata.close() };
+): Promise<{ registry: Registry; lifecycleStore: LifecycleStore; close(): Promise<void> }> {
+  const store = await FilesystemBlobStore.open(path.resolve(config.storage.root));
+  const backend = await openMetadataBackend(config);
+  return { registry: buildRegistry(config, store, backend.metadata, backend.lifecycle), lifecycleStore: backend.lifecycle, close: () => backend.close() };
 }
 
 /** Token auth over the registry database: accounts, the token service, the first admin. */
-async function setUpAuth(config: Config, root: string, db: SqliteMetadataStore['db'], logger: Logger, options: AssembleOptions): Promise<AuthService> {
-  const store = new SqliteAccountStore(db, options.now);
+async function setUpAuth(config: Config, root: string, store: AccountStore, logger: Logger, options: AssembleOptions): Promise<AuthService> {
   const tokens = createTokenService({ config: config.auth, root, logger, now: options.now });
   const auth = new AuthService({ config: config.auth, store, tokens, logger, now: options.now });
   await ensureInitialAdmin(store, config.auth, logger, options.announcePassword);

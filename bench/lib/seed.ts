@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite.js';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite/metadata-store.js';
 import { digestBytes } from '../../src/registry/digests.js';
 import { ANONYMOUS_ACTOR } from '../../src/registry/ports.js';
 

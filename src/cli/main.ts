@@ -13,8 +13,7 @@ import { AccountError, AccountManager, parseExpiry, type GrantInput, type GrantV
 import { generatePassword } from '../auth/secrets.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { SqliteAccountStore } from '../metadata/accounts.js';
-import { SqliteMetadataStore } from '../metadata/sqlite.js';
+import { openMetadataBackend } from '../metadata/backend.js';
 import { VERSION } from '../version.js';
 import { registerConfigCommands } from './config-commands.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
@@ -61,11 +60,11 @@ async function withAccounts<T>(program: Command, run: (accounts: AccountManager,
   const options = program.opts<GlobalOptions>();
   const config = loadConfig({ file: options.config });
   if (config.auth.mode === 'none') process.stderr.write('registry: note: auth.mode is none; accounts take effect once token auth is on\n');
-  const metadata = new SqliteMetadataStore(path.join(path.resolve(config.storage.root), 'registry.db'));
+  const backend = await openMetadataBackend(config);
   try {
-    return await run(new AccountManager(new SqliteAccountStore(metadata.db)), config);
+    return await run(new AccountManager(backend.accounts), config);
   } finally {
-    await metadata.close();
+    await backend.close();
   }
 }
 

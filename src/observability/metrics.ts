@@ -6,7 +6,7 @@
  * Registry per app, so several registries in one process (tests) never share counters.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as MetricsRegistry } from 'prom-client';
-import type { Inventory } from '../metadata/inventory.js';
+import type { Inventory } from '../metadata/backend.js';
 import type { RegistryStats } from '../registry/stats.js';
 import { VERSION } from '../version.js';
 import type { RouteLabel } from './routes.js';

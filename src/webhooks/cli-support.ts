@@ -10,10 +10,9 @@
  * listDeliveries, getDelivery, redeliver, redeliverEvent, failedDeliveries. Refusals throw
  * WebhookError (kind: invalid, not_found, conflict, read_only).
  */
-import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { SqliteMetadataStore } from '../metadata/sqlite.js';
+import { openMetadataBackend } from '../metadata/backend.js';
 import { createWebhooks, type PublicSubscription, type WebhookService } from './service.js';
 import type { Delivery } from './types.js';
 
@@ -23,13 +22,13 @@ export async function withWebhookService<T>(
   run: (webhooks: WebhookService) => Promise<T>,
   logger: Logger = pino({ level: 'silent' }),
 ): Promise<T> {
-  const metadata = new SqliteMetadataStore(path.join(path.resolve(config.storage.root), 'registry.db'));
-  const webhooks = createWebhooks(config, metadata, logger);
+  const backend = await openMetadataBackend(config);
+  const webhooks = createWebhooks(config, backend, logger);
   try {
     return await run(webhooks);
   } finally {
     await webhooks.stop();
-    await metadata.close();
+    await backend.close();
   }
 }
 

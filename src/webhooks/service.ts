@@ -5,12 +5,11 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { generateSecret } from '../auth/secrets.js';
 import type { Config } from '../config/schema.js';
-import type { SqliteMetadataStore } from '../metadata/sqlite.js';
+import type { MetadataBackend } from '../metadata/backend.js';
 import type { MetadataStore } from '../registry/ports.js';
 import { decideOutcome, sendAttempt } from './attempt.js';
 import type { StaticSubscriptionConfig, WebhooksConfig } from './config.js';
@@ -18,7 +17,7 @@ import { Dispatcher, redactedUrl } from './dispatcher.js';
 import { PatternError } from './filters.js';
 import { imageReference, type FormatOptions } from './formats.js';
 import { DestinationPolicy, DestinationRefusedError, WebhookSender } from './outbound.js';
-import { SqliteWebhookStore, type DeliveryStats, type WebhookStore } from './store.js';
+import type { DeliveryStats, WebhookStore } from './store.js';
 import {
   compileSubscription,
   subscriptionInputSchema,
@@ -74,15 +73,13 @@ export interface PingResult {
 }
 
 export interface WebhooksOptions {
-  /** The registry's SQLite database (webhook tables live beside the outbox). */
-  db: Database.Database;
+  /** Where subscriptions, deliveries and the outbox cursor live (the metadata backend's webhook store). */
+  store: WebhookStore;
   metadata: Pick<MetadataStore, 'readEvents' | 'getManifest'>;
   config: WebhooksConfig;
   logger: Logger;
   /** The registry's public base URL; until set, `http://<listen address>`. */
   publicUrl: string;
-  /** Store to use instead of SQLite tables in `db` (tests, other databases). */
-  store?: WebhookStore;
   now?: () => number;
 }
 
@@ -100,7 +97,7 @@ export class WebhookService {
   private pullRefresh: Promise<void> | null = null;
 
   constructor(private readonly options: WebhooksOptions) {
-    this.store = options.store ?? new SqliteWebhookStore(options.db);
+    this.store = options.store;
     this.policy = new DestinationPolicy(options.config);
     this.sender = new WebhookSender(this.policy, {
       timeoutMs: options.config.requestTimeoutMs,
@@ -405,11 +402,15 @@ export class WebhookService {
   }
 }
 
-/** The webhook service of a registry configuration, over its metadata database (the server's and the CLI's). */
-export function createWebhooks(config: Pick<Config, 'webhooks' | 'http'>, metadata: SqliteMetadataStore, logger: Logger): WebhookService {
+/** The webhook service of a registry configuration, over its metadata backend (the server's and the CLI's). */
+export function createWebhooks(
+  config: Pick<Config, 'webhooks' | 'http'>,
+  backend: Pick<MetadataBackend, 'metadata' | 'webhooks'>,
+  logger: Logger,
+): WebhookService {
   return new WebhookService({
-    db: metadata.db,
-    metadata,
+    store: backend.webhooks,
+    metadata: backend.metadata,
     config: config.webhooks,
     logger,
     publicUrl: defaultPublicUrl(config.http.publicUrl, config.http.addr),

@@ -2,7 +2,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { FilesystemBlobStore } from '../../src/storage/filesystem.js';
+import { FilesystemBlobStore } from '../../src/storage/filesystem/blob-store.js';
 import { blobStoreContract } from './blob-store-contract.js';
 
 blobStoreContract('FilesystemBlobStore', async () => {

@@ -2,7 +2,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite.js';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite/metadata-store.js';
 import { metadataStoreContract } from './metadata-store-contract.js';
 
 metadataStoreContract('SqliteMetadataStore', async () => {

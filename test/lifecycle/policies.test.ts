@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
-import { SqliteLifecycleStore } from '../../src/metadata/lifecycle.js';
-import type { SqliteMetadataStore } from '../../src/metadata/sqlite.js';
+import { SqliteLifecycleStore } from '../../src/metadata/sqlite/lifecycle-store.js';
+import type { SqliteMetadataStore } from '../../src/metadata/sqlite/metadata-store.js';
 import type { GcReport } from '../../src/registry/gc.js';
 import { createLifecycle } from '../../src/registry/lifecycle.js';
 import { assertError, imageManifest, MEDIA, pushBlob, pushImage, pushManifest, sha256 } from '../helpers/app.js';

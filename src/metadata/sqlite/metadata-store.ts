@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { RegistryError } from '../registry/errors.js';
-import type { EventType, RegistryEvent } from '../registry/events.js';
+import { RegistryError } from '../../registry/errors.js';
+import type { EventType, RegistryEvent } from '../../registry/events.js';
 import type {
   Actor,
   ManifestDeleteState,
@@ -21,7 +21,7 @@ import type {
   ReferrerRecord,
   RepositoryBlob,
   UploadSession,
-} from '../registry/ports.js';
+} from '../../registry/ports.js';
 import { migrate } from './migrations.js';
 import { REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
 

@@ -3,8 +3,8 @@
  * database (the same better-sqlite3 connection as the metadata store), every query prepared.
  */
 import type Database from 'better-sqlite3';
-import type { AccountRef, AccountStore, Grant, RefreshTokenRecord, RobotRecord, Role, UserRecord } from '../auth/accounts.js';
-import { REPOSITORY_ACTIONS, type RepositoryAction } from '../auth/scopes.js';
+import type { AccountRef, AccountStore, Grant, RefreshTokenRecord, RobotRecord, Role, UserRecord } from '../../auth/accounts.js';
+import { REPOSITORY_ACTIONS, type RepositoryAction } from '../../auth/scopes.js';
 
 interface UserRow {
   id: number;

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import type { EventType } from '../registry/events.js';
+import type { EventType } from '../../registry/events.js';
 import type {
   BlobCutoffs,
   BlobRecord,
@@ -21,8 +21,8 @@ import type {
   RepositoryUsage,
   RetentionDrop,
   TagRecord,
-} from '../registry/lifecycle-store.js';
-import type { Actor, UploadSession } from '../registry/ports.js';
+} from '../../registry/lifecycle-store.js';
+import type { Actor, UploadSession } from '../../registry/ports.js';
 import { REPOSITORY_BLOBS_SQL, REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
 
 /** Index nesting is shallow in practice; the closure stops long before this. */

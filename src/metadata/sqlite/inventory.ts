@@ -3,18 +3,7 @@
  * with their bytes, tags, and open upload sessions. One read-only query, run at scrape time.
  */
 import type Database from 'better-sqlite3';
-
-export interface Inventory {
-  repositories: number;
-  /** Distinct blobs (content-addressed: each stored once); as in usage reports, not those a collection is deleting. */
-  blobs: number;
-  blobBytes: number;
-  manifests: number;
-  manifestBytes: number;
-  tags: number;
-  /** Upload sessions started and neither completed nor cancelled. */
-  uploadSessions: number;
-}
+import type { Inventory } from '../backend.js';
 
 export function createInventoryReader(db: Database.Database): () => Promise<Inventory> {
   const statement = db.prepare(`

@@ -8,8 +8,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { RegistryError } from '../registry/errors.js';
-import type { BlobStore, ByteRange, SendOptions, StoredUpload } from '../registry/ports.js';
+import { RegistryError } from '../../registry/errors.js';
+import type { BlobStore, ByteRange, SendOptions, StoredUpload } from '../../registry/ports.js';
 import { StoragePaths } from './paths.js';
 
 /** Large reads keep syscalls few when streaming multi-GiB layers. */

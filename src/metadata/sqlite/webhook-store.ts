@@ -1,0 +1,362 @@
+/**
+ * The webhook store on the registry's SQLite database (tables from the `webhooks` migration):
+ * subscriptions, deliveries with their schedule, the attempt log and the outbox cursor.
+ */
+import type Database from 'better-sqlite3';
+import type {
+  Delivery,
+  DeliveryAttempt,
+  DeliveryState,
+  DeliveryWithAttempts,
+  EventPayload,
+  Subscription,
+  WebhookEventType,
+} from '../../webhooks/types.js';
+import type { AttemptOutcome, DeliveryQuery, DeliveryStats, DueDelivery, NewDelivery, NewSubscription, SubscriptionPatch, WebhookStore } from '../../webhooks/store.js';
+
+interface SubscriptionRow {
+  id: string;
+  url: string;
+  secret: string;
+  events: string;
+  repositories: string;
+  tags: string;
+  headers: string;
+  format: Subscription['format'];
+  active: number;
+  source: Subscription['source'];
+  start_seq: number;
+  created_at: number;
+  updated_at: number;
+}
+
+interface DeliveryRow {
+  id: number;
+  subscription_id: string;
+  event_id: string;
+  event_type: WebhookEventType;
+  repository: string | null;
+  payload: string;
+  state: DeliveryState;
+  attempts: number;
+  next_attempt_at: number;
+  expires_at: number;
+  created_at: number;
+  updated_at: number;
+  last_status: number | null;
+  last_error: string | null;
+}
+
+interface AttemptRow {
+  attempt: number;
+  at: number;
+  status: number | null;
+  latency_ms: number;
+  error: string | null;
+  response_body: string | null;
+}
+
+const SUBSCRIPTION_COLUMNS = 'id, url, secret, events, repositories, tags, headers, format, active, source, start_seq, created_at, updated_at';
+const DELIVERY_COLUMNS =
+  'id, subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, created_at, updated_at, last_status, last_error';
+
+export class SqliteWebhookStore implements WebhookStore {
+  private readonly statements;
+
+  constructor(private readonly db: Database.Database) {
+    this.statements = prepare(db);
+  }
+
+  async listSubscriptions(): Promise<Subscription[]> {
+    return (this.statements.listSubscriptions.all() as SubscriptionRow[]).map(toSubscription);
+  }
+
+  async getSubscription(id: string): Promise<Subscription | null> {
+    const row = this.statements.getSubscription.get(id) as SubscriptionRow | undefined;
+    return row ? toSubscription(row) : null;
+  }
+
+  async createSubscription(subscription: NewSubscription, now: number): Promise<Subscription> {
+    return this.db.transaction(() => {
+      const startSeq = (this.statements.maxEventSeq.get() as number | null) ?? 0;
+      this.statements.insertSubscription.run(subscription.id, ...settingsColumns(subscription), subscription.source, startSeq, now, now);
+      return toSubscription(this.statements.getSubscription.get(subscription.id) as SubscriptionRow);
+    })();
+  }
+
+  async updateSubscription(id: string, patch: SubscriptionPatch, now: number): Promise<Subscription | null> {
+    return this.db.transaction(() => {
+      const row = this.statements.getSubscription.get(id) as SubscriptionRow | undefined;
+      if (!row) return null;
+      const current = toSubscription(row);
+      const next = { ...current, ...definedOnly(patch) };
+      this.statements.updateSubscription.run(...settingsColumns(next), now, id);
+      return toSubscription(this.statements.getSubscription.get(id) as SubscriptionRow);
+    })();
+  }
+
+  async deleteSubscription(id: string): Promise<boolean> {
+    return this.statements.deleteSubscription.run(id).changes > 0;
+  }
+
+  async outboxCursor(): Promise<number> {
+    return this.statements.cursor.get() as number;
+  }
+
+  async fanOut(deliveries: NewDelivery[], cursor: number, now: number, expiresAt: number): Promise<void> {
+    this.db.transaction(() => {
+      for (const delivery of deliveries) this.insert(delivery, now, expiresAt);
+      this.statements.setCursor.run(cursor);
+    })();
+  }
+
+  async insertDelivery(delivery: NewDelivery, now: number, expiresAt: number): Promise<Delivery | null> {
+    return this.db.transaction(() => {
+      this.insert(delivery, now, expiresAt);
+      const row = this.statements.deliveryByEvent.get(delivery.subscriptionId, delivery.eventId) as DeliveryRow | undefined;
+      return row ? toDelivery(row) : null;
+    })();
+  }
+
+  async dueDeliveries(now: number, limit: number): Promise<DueDelivery[]> {
+    const rows = this.statements.due.all(now, limit) as Array<DeliveryRow & { [K in keyof SubscriptionRow as `s_${K}`]: SubscriptionRow[K] }>;
+    return rows.map((row) => ({
+      delivery: toDelivery(row),
+      subscription: toSubscription({
+        id: row.s_id,
+        url: row.s_url,
+        secret: row.s_secret,
+        events: row.s_events,
+        repositories: row.s_repositories,
+        tags: row.s_tags,
+        headers: row.s_headers,
+        format: row.s_format,
+        active: row.s_active,
+        source: row.s_source,
+        start_seq: row.s_start_seq,
+        created_at: row.s_created_at,
+        updated_at: row.s_updated_at,
+      }),
+    }));
+  }
+
+  async recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void> {
+    const { attempt } = outcome;
+    this.db.transaction(() => {
+      this.statements.insertAttempt.run(
+        deliveryId,
+        attempt.attempt,
+        attempt.at,
+        attempt.status,
+        attempt.latencyMs,
+        attempt.error,
+        attempt.responseBody,
+      );
+      this.statements.updateDeliveryState.run(
+        outcome.state,
+        attempt.attempt,
+        outcome.nextAttemptAt,
+        attempt.at + attempt.latencyMs,
+        attempt.status,
+        attempt.error,
+        deliveryId,
+      );
+    })();
+  }
+
+  async listDeliveries(query: DeliveryQuery): Promise<Delivery[]> {
+    const rows = this.statements.listDeliveries.all({
+      subscription: query.subscriptionId ?? null,
+      state: query.state ?? null,
+      before: query.beforeId ?? null,
+      limit: query.limit,
+    }) as DeliveryRow[];
+    return rows.map(toDelivery);
+  }
+
+  async getDelivery(id: number): Promise<DeliveryWithAttempts | null> {
+    const row = this.statements.getDelivery.get(id) as DeliveryRow | undefined;
+    if (!row) return null;
+    const attempts = (this.statements.attempts.all(id) as AttemptRow[]).map((a) => ({
+      attempt: a.attempt,
+      at: a.at,
+      status: a.status,
+      latencyMs: a.latency_ms,
+      error: a.error,
+      responseBody: a.response_body,
+    }));
+    return { ...toDelivery(row), log: attempts };
+  }
+
+  async findDelivery(subscriptionId: string, eventId: string): Promise<Delivery | null> {
+    const row = this.statements.deliveryByEvent.get(subscriptionId, eventId) as DeliveryRow | undefined;
+    return row ? toDelivery(row) : null;
+  }
+
+  async requeue(id: number, now: number, expiresAt: number): Promise<Delivery | null> {
+    return this.db.transaction(() => {
+      if (this.statements.requeue.run(now, expiresAt, now, id).changes === 0) return null;
+      return toDelivery(this.statements.getDelivery.get(id) as DeliveryRow);
+    })();
+  }
+
+  async findEventSeq(eventId: string): Promise<number | null> {
+    return (this.statements.eventSeq.get(eventId) as number | undefined) ?? null;
+  }
+
+  async prune(before: number): Promise<number> {
+    return this.statements.prune.run(before).changes;
+  }
+
+  private statsStatements?: { byState: Database.Statement; oldestPending: Database.Statement; backlog: Database.Statement };
+
+  async deliveryStats(now: number): Promise<DeliveryStats> {
+    this.statsStatements ??= {
+      byState: this.db.prepare('SELECT state, COUNT(*) AS n FROM webhook_deliveries GROUP BY state'),
+      oldestPending: this.db
+        .prepare(
+          `SELECT MIN(d.created_at) FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
+           WHERE d.state = 'pending' AND s.active = 1`,
+        )
+        .pluck(),
+      backlog: this.db
+        .prepare(`SELECT COALESCE((SELECT MAX(seq) FROM events), 0) - COALESCE((SELECT seq FROM webhook_cursor WHERE name = 'outbox'), 0)`)
+        .pluck(),
+    };
+    const byState = { pending: 0, delivered: 0, failed: 0 };
+    for (const row of this.statsStatements.byState.all() as Array<{ state: keyof typeof byState; n: number }>) byState[row.state] = row.n;
+    const oldest = this.statsStatements.oldestPending.get() as number | null;
+    return {
+      byState,
+      oldestPendingSeconds: oldest === null ? 0 : Math.max(0, (now - oldest) / 1000),
+      outboxBacklog: Math.max(0, this.statsStatements.backlog.get() as number),
+    };
+  }
+
+  private insert(delivery: NewDelivery, now: number, expiresAt: number): void {
+    this.statements.insertDelivery.run({
+      subscription: delivery.subscriptionId,
+      event: delivery.eventId,
+      type: delivery.eventType,
+      repository: delivery.repository,
+      payload: JSON.stringify(delivery.payload),
+      now,
+      due: delivery.dueAt ?? now,
+      expires: expiresAt,
+    });
+  }
+}
+
+function definedOnly<T extends object>(patch: T): Partial<T> {
+  return Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
+
+function toSubscription(row: SubscriptionRow): Subscription {
+  return {
+    id: row.id,
+    url: row.url,
+    secret: row.secret,
+    events: JSON.parse(row.events) as Subscription['events'],
+    repositories: JSON.parse(row.repositories) as string[],
+    tags: JSON.parse(row.tags) as string[],
+    headers: JSON.parse(row.headers) as Record<string, string>,
+    format: row.format,
+    active: row.active === 1,
+    source: row.source,
+    startSeq: row.start_seq,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** A subscription's settings as the columns url … active hold them, in that order (insert and update share it). */
+function settingsColumns(subscription: Omit<NewSubscription, 'id' | 'source'>): unknown[] {
+  const { url, secret, events, repositories, tags, headers, format, active } = subscription;
+  return [url, secret, JSON.stringify(events), JSON.stringify(repositories), JSON.stringify(tags), JSON.stringify(headers), format, active ? 1 : 0];
+}
+
+function toDelivery(row: DeliveryRow): Delivery {
+  return {
+    id: row.id,
+    subscriptionId: row.subscription_id,
+    eventId: row.event_id,
+    eventType: row.event_type,
+    repository: row.repository,
+    state: row.state,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    expiresAt: row.expires_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    lastStatus: row.last_status,
+    lastError: row.last_error,
+    payload: JSON.parse(row.payload) as EventPayload,
+  };
+}
+
+function prepare(db: Database.Database) {
+  return {
+    listSubscriptions: db.prepare(`SELECT ${SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions ORDER BY created_at, id`),
+    getSubscription: db.prepare(`SELECT ${SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = ?`),
+    maxEventSeq: db.prepare('SELECT MAX(seq) FROM events').pluck(),
+    eventSeq: db.prepare('SELECT seq FROM events WHERE id = ?').pluck(),
+    insertSubscription: db.prepare(
+      `INSERT INTO webhook_subscriptions (${SUBSCRIPTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    updateSubscription: db.prepare(
+      `UPDATE webhook_subscriptions SET url = ?, secret = ?, events = ?, repositories = ?, tags = ?, headers = ?,
+       format = ?, active = ?, updated_at = ? WHERE id = ?`,
+    ),
+    deleteSubscription: db.prepare('DELETE FROM webhook_subscriptions WHERE id = ?'),
+    cursor: db.prepare("SELECT seq FROM webhook_cursor WHERE name = 'outbox'").pluck(),
+    setCursor: db.prepare("UPDATE webhook_cursor SET seq = ? WHERE name = 'outbox'"),
+    // A subscription deleted while its events were being fanned out simply gets none.
+    insertDelivery: db.prepare(
+      `INSERT INTO webhook_deliveries
+         (subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, created_at, updated_at)
+       SELECT :subscription, :event, :type, :repository, :payload, 'pending', 0, :due, :expires, :now, :now
+       WHERE EXISTS (SELECT 1 FROM webhook_subscriptions WHERE id = :subscription)
+       ON CONFLICT (subscription_id, event_id) DO NOTHING`,
+    ),
+    deliveryByEvent: db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE subscription_id = ? AND event_id = ?`),
+    due: db.prepare(
+      `SELECT ${DELIVERY_COLUMNS.split(', ')
+        .map((c) => `d.${c}`)
+        .join(', ')},
+         ${SUBSCRIPTION_COLUMNS.split(', ')
+           .map((c) => `s.${c} AS s_${c}`)
+           .join(', ')}
+       FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
+       WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND s.active = 1
+         AND NOT EXISTS (
+           SELECT 1 FROM webhook_deliveries e
+           WHERE e.state = 'pending' AND e.subscription_id = d.subscription_id
+             AND e.repository = d.repository AND e.id < d.id)
+       ORDER BY d.next_attempt_at, d.id
+       LIMIT ?`,
+    ),
+    insertAttempt: db.prepare(
+      `INSERT INTO webhook_attempts (delivery_id, attempt, at, status, latency_ms, error, response_body)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    updateDeliveryState: db.prepare(
+      `UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_status = ?, last_error = ?
+       WHERE id = ?`,
+    ),
+    listDeliveries: db.prepare(
+      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
+       WHERE (:subscription IS NULL OR subscription_id = :subscription)
+         AND (:state IS NULL OR state = :state)
+         AND (:before IS NULL OR id < :before)
+       ORDER BY id DESC LIMIT :limit`,
+    ),
+    getDelivery: db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?`),
+    attempts: db.prepare(
+      'SELECT attempt, at, status, latency_ms, error, response_body FROM webhook_attempts WHERE delivery_id = ? ORDER BY attempt',
+    ),
+    requeue: db.prepare(
+      `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
+    ),
+    prune: db.prepare(`DELETE FROM webhook_deliveries WHERE state != 'pending' AND updated_at < ?`),
+  };
+}
