@@ -43,6 +43,9 @@ RUN chmod 0755 bin/registry.js bin/registry-agent.js \
  && ln -s /app/bin/registry-agent.js /usr/local/bin/registry-agent \
  && mkdir -p /var/lib/registry /var/lib/registry-agent \
  && chown node:node /var/lib/registry /var/lib/registry-agent
+# registry-agent keeps its state in /var/lib/registry-agent by default (the variable systemd's
+# StateDirectory= sets); mount a volume there.
+ENV STATE_DIRECTORY=/var/lib/registry-agent
 # The image's own unprivileged user (uid 1000); the volume must be writable by it.
 USER node
 VOLUME ["/var/lib/registry"]

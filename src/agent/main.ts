@@ -4,10 +4,12 @@
  *
  *   registry-agent [--config registry-agent.yaml]
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startAgent, createAgentLogger } from './agent.js';
 import { closeOnSignals } from '../serving.js';
-import { AgentConfigError, loadAgentConfig } from './config.js';
+import { AgentConfigError, LEGACY_STATE_FILE, loadAgentConfig } from './config.js';
 
 const USAGE = `usage: registry-agent [--config FILE]
 
@@ -57,7 +59,13 @@ async function main(): Promise<void> {
     if (error instanceof AgentConfigError) fail(error.message);
     throw error;
   }
-  logger.info({ url: `${agent.url}${config.path === '/' ? '' : config.path}`, targets: config.targets.map((t) => t.name) }, 'agent listening');
+  logger.info(
+    { url: `${agent.url}${config.path === '/' ? '' : config.path}`, agent: config.name, targets: config.targets.map((t) => t.name), stateFile: path.resolve(config.stateFile) },
+    'agent listening',
+  );
+  if (fs.existsSync(LEGACY_STATE_FILE) && path.resolve(LEGACY_STATE_FILE) !== path.resolve(config.stateFile)) {
+    logger.warn({ found: path.resolve(LEGACY_STATE_FILE), stateFile: path.resolve(config.stateFile) }, 'an earlier default state file is in the current directory; set stateFile to it to keep its memory of events');
+  }
 
   closeOnSignals(logger, () => agent.close(), 'shutting down; waiting for running deploys');
 }

@@ -4,101 +4,28 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
-import { pino } from 'pino';
-import { startAgent, type RunningAgent } from '../../src/agent/agent.js';
-import { loadAgentConfig, validateAgentConfig, AgentConfigError, type AgentConfig } from '../../src/agent/config.js';
-import { formatBody, imageReference } from '../../src/webhooks/formats.js';
+import { loadAgentConfig, validateAgentConfig, AgentConfigError } from '../../src/agent/config.js';
 import { sign } from '../../src/webhooks/signing.js';
-import type { EventPayload, WebhookFormat } from '../../src/webhooks/types.js';
-import { waitFor } from './support.js';
+import type { EventPayload } from '../../src/webhooks/types.js';
+import {
+  cleanups,
+  deliver,
+  DIGEST,
+  event,
+  lines,
+  PROJECT_ROOT,
+  recorder,
+  runCleanups,
+  SECRET,
+  startInProcess as start,
+  tempDir,
+  waitFor,
+} from '../agent/support.js';
 
-const SECRET = 'agent-shared-secret-0123';
-const DIGEST = `sha256:${'c'.repeat(64)}`;
-const PROJECT_ROOT = path.resolve(import.meta.dirname, '..', '..');
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'registry-agent-'));
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** The command every test target runs: appends one line of its environment to a file. */
-function recorder(file: string, extra = ''): string {
-  return `${extra}printf '%s|%s|%s|%s|%s|%s\\n' "$IMAGE_REF" "$IMAGE_REPOSITORY" "$IMAGE_TAG" "$IMAGE_DIGEST" "$REGISTRY_EVENT_TYPE" "$(printf %s "$REGISTRY_EVENT" | head -c 20)" >> '${file}'`;
-}
-
-async function lines(file: string): Promise<string[]> {
-  try {
-    return (await fs.readFile(file, 'utf8')).split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-async function start(dir: string, targets: AgentConfig['targets'], overrides: Partial<AgentConfig> = {}): Promise<RunningAgent & { endpoint: string }> {
-  const config = validateAgentConfig({
-    listen: '127.0.0.1:0',
-    path: '/hooks/registry',
-    secret: SECRET,
-    stateFile: path.join(dir, 'state', 'events.jsonl'),
-    log: { level: 'silent' },
-    targets,
-    ...overrides,
-  });
-  const agent = await startAgent(config, pino({ level: 'silent' }));
-  cleanups.push(() => agent.close());
-  return { ...agent, endpoint: `${agent.url}/hooks/registry` };
-}
-
-function event(overrides: Partial<EventPayload> = {}): EventPayload {
-  const repository = overrides.repository ?? 'app';
-  const tag = overrides.tag === undefined ? '1.4.2' : overrides.tag;
-  return {
-    id: randomUUID(),
-    type: 'tag.created',
-    timestamp: new Date().toISOString(),
-    registry: 'registry.example.com:5000',
-    repository,
-    tag,
-    digest: DIGEST,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    size: 100,
-    platforms: null,
-    reference: imageReference('registry.example.com:5000', repository, tag, DIGEST),
-    actor: { name: 'ci', kind: 'robot' },
-    previousDigest: null,
-    ...overrides,
-  };
-}
-
-async function deliver(
-  endpoint: string,
-  payload: EventPayload,
-  options: { secret?: string; sentAt?: Date; format?: WebhookFormat; tamper?: (body: string) => string; header?: string } = {},
-): Promise<{ status: number; body: any }> {
-  const { body, contentType } = formatBody(options.format ?? 'native', payload, options.sentAt ?? new Date(), {
-    scheme: 'https',
-    cloudEventsTypePrefix: 'dev.harbormaster.container',
-  });
-  const signature = sign(options.secret ?? SECRET, body);
-  const response = await fetch(endpoint, {
-    method: 'POST',
-    headers: { 'Content-Type': contentType, [options.header ?? 'X-Registry-Signature-256']: signature },
-    body: options.tamper ? options.tamper(body) : body,
-    signal: AbortSignal.timeout(10_000),
-  });
-  return { status: response.status, body: await response.json() };
-}
+afterEach(runCleanups);
 
 describe('deploy agent', () => {
   test('runs the command of a matching target with the event in its environment', async () => {
@@ -113,7 +40,7 @@ describe('deploy agent', () => {
     assert.deepEqual(answer.body, { accepted: true, id: payload.id, targets: [{ target: 'web', state: 'started' }] });
     const [line] = await waitFor(async () => (await lines(out)).length > 0 && lines(out), 'the deploy');
     assert.equal(line, `registry.example.com:5000/app:1.4.2@${DIGEST}|app|1.4.2|${DIGEST}|tag.created|{"id":"${payload.id.slice(0, 13)}`);
-    await waitFor(() => agent.events.outcome(payload.id) === 'succeeded', 'outcome recorded');
+    await waitFor(() => agent.state.outcome(payload.id) === 'succeeded', 'outcome recorded');
   });
 
   test('refuses a bad signature, a stale or future timestamp, and a body that is not an event', async () => {
@@ -174,28 +101,29 @@ describe('deploy agent', () => {
         events: ['tag.created' as const],
         command: `${recorder(out)}; if [ -e '${flag}' ]; then rm '${flag}'; exit 3; fi`,
         timeoutSeconds: 30,
+        retry: { attempts: 1 },
         env: {},
       },
     ];
     const first = await start(dir, targets);
     const payload = event();
     assert.equal((await deliver(first.endpoint, payload)).status, 202);
-    const replay = await deliver(first.endpoint, payload, { header: 'X-Signature' });
+    const replay = await deliver(first.endpoint, payload, { signatureHeader: 'X-Signature' });
     assert.equal(replay.status, 200);
     assert.deepEqual(replay.body, { duplicate: true, id: payload.id });
-    await waitFor(() => first.events.outcome(payload.id) === 'succeeded', 'first deploy done');
+    await waitFor(() => first.state.outcome(payload.id) === 'succeeded', 'first deploy done');
 
     // A deploy that fails is remembered as failed, so a redelivery runs it again.
     await fs.writeFile(flag, '');
     const failing = event({ tag: '2.0.0' });
     assert.equal((await deliver(first.endpoint, failing)).status, 202);
-    await waitFor(() => first.events.outcome(failing.id) === 'failed', 'failed deploy');
+    await waitFor(() => first.state.outcome(failing.id) === 'failed', 'failed deploy');
     await first.close();
 
     const second = await start(dir, targets);
     assert.equal((await deliver(second.endpoint, payload)).body.duplicate, true, 'remembered across a restart');
     assert.equal((await deliver(second.endpoint, failing)).status, 202, 'a failed one is taken again');
-    await waitFor(() => second.events.outcome(failing.id) === 'succeeded', 'retried deploy');
+    await waitFor(() => second.state.outcome(failing.id) === 'succeeded', 'retried deploy');
     assert.deepEqual((await lines(out)).map((l) => l.split('|')[2]), ['1.4.2', '2.0.0', '2.0.0']);
   });
 
@@ -252,21 +180,21 @@ describe('deploy agent', () => {
     // Another target is not held up by this one.
     const worker = event({ repository: 'worker', tag: 'w1' });
     assert.deepEqual((await deliver(agent.endpoint, worker)).body.targets, [{ target: 'worker', state: 'started' }]);
-    await waitFor(() => agent.events.outcome(three!.id) === 'succeeded', 'the last deploy');
+    await waitFor(() => agent.state.outcome(three!.id) === 'succeeded', 'the last deploy');
     assert.deepEqual(await lines(out), ['start one', 'end one', 'start three', 'end three']);
-    assert.equal(agent.events.outcome(two!.id), 'superseded');
-    assert.equal(agent.events.outcome(worker.id), 'succeeded');
+    assert.equal(agent.state.outcome(two!.id), 'superseded');
+    assert.equal(agent.state.outcome(worker.id), 'succeeded');
   });
 
   test('a command that outlives its timeout is killed and the deploy fails', async () => {
     const dir = await tempDir();
     const marker = path.join(dir, 'finished');
     const agent = await start(dir, [
-      { name: 'web', repositories: [], tags: [], events: ['tag.created'], command: `sleep 5; touch '${marker}'`, timeoutSeconds: 1, env: {} },
+      { name: 'web', repositories: [], tags: [], events: ['tag.created'], command: `sleep 5; touch '${marker}'`, timeoutSeconds: 1, env: {}, retry: { attempts: 1 } },
     ]);
     const payload = event();
     assert.equal((await deliver(agent.endpoint, payload)).status, 202);
-    await waitFor(() => agent.events.outcome(payload.id) === 'failed', 'failed by timeout', 10_000);
+    await waitFor(() => agent.state.outcome(payload.id) === 'failed', 'failed by timeout', 10_000);
     await new Promise((resolve) => setTimeout(resolve, 200));
     await assert.rejects(fs.stat(marker), 'the command was killed with its process group');
   });
@@ -276,11 +204,11 @@ describe('deploy agent', () => {
     const agent = await start(dir, [{ name: 'web', repositories: ['none'], tags: [], events: ['tag.created'], command: 'true', timeoutSeconds: 30, env: {} }], {
       rememberEvents: 100,
     });
-    for (let i = 0; i < 450; i++) agent.events.record(`id-${i}`, 'succeeded');
+    for (let i = 0; i < 450; i++) agent.state.record(`id-${i}`, 'succeeded');
     const text = await fs.readFile(path.join(dir, 'state', 'events.jsonl'), 'utf8');
     assert.ok(text.split('\n').filter(Boolean).length <= 200);
-    assert.equal(agent.events.outcome('id-449'), 'succeeded');
-    assert.equal(agent.events.outcome('id-0'), undefined);
+    assert.equal(agent.state.outcome('id-449'), 'succeeded');
+    assert.equal(agent.state.outcome('id-0'), undefined);
   });
 });
 
