@@ -46,6 +46,8 @@ export interface Listening {
 
 /** Certificates expiring sooner than this are warned about at start and on reload. */
 const EXPIRY_WARNING_MS = 14 * 24 * 3600 * 1000;
+/** Largest request head (request line and headers) accepted; larger ones get 431. */
+const MAX_HEADER_BYTES = 64 * 1024;
 /** How often idle keep-alive connections are closed during a shutdown. */
 const IDLE_SWEEP_MS = 50;
 
@@ -98,7 +100,14 @@ export async function listenOn(server: net.Server, addr: string, scheme: 'http' 
 
 export async function startHttpServer(app: AppServing, options: ServeOptions): Promise<Listening> {
   const { logger, state } = options;
-  const serverOptions = { keepAliveTimeout: 65_000, IncomingMessage: app.IncomingMessage, ServerResponse: app.ServerResponse };
+  const serverOptions = {
+    keepAliveTimeout: 65_000,
+    // Node's default of 16 KiB is too small for the Range header of a partial pull of 1024 chunks
+    // (containers-storage's zstd:chunked, about 20 KiB); Go, and so distribution, allows 1 MiB.
+    maxHeaderSize: MAX_HEADER_BYTES,
+    IncomingMessage: app.IncomingMessage,
+    ServerResponse: app.ServerResponse,
+  };
   let server: http.Server | https.Server;
   if (options.tls) {
     const material = await readTlsFiles(options.tls);
