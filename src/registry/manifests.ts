@@ -125,14 +125,7 @@ export class ManifestService {
       const rule = this.policies.immutableRule(repository, tag);
       if (rule) throw immutableTagDeleted(repository, tag, rule);
     }
-    if (state.referencedBy.length > 0 && !options.force) {
-      throw new RegistryError(
-        'MANIFEST_REFERENCED',
-        `manifest ${digest} is listed by index ${state.referencedBy[0]} in ${repository}; ` +
-          'delete the index first, or delete with ?force=true to leave the index without it',
-        { digest, indexes: state.referencedBy },
-      );
-    }
+    if (state.referencedBy.length > 0 && !options.force) throw manifestReferenced(repository, digest, state.referencedBy);
   }
 
   /**
@@ -190,6 +183,24 @@ export class ManifestService {
       );
     }
   }
+}
+
+/**
+ * MANIFEST_REFERENCED is not one of the spec's codes: clients that know only those show it as
+ * `unknown: <message>` (distribution's Go client, containers/image) or print the body, so the
+ * message alone names the indexes and says what to do; the detail lists them all.
+ */
+function manifestReferenced(repository: string, digest: string, indexes: string[]): RegistryError {
+  const SHOWN = 3;
+  const named = indexes.slice(0, SHOWN).join(', ') + (indexes.length > SHOWN ? ` and ${indexes.length - SHOWN} more` : '');
+  const listedBy = indexes.length === 1 ? `index ${named}` : `${indexes.length} indexes (${named})`;
+  const them = indexes.length === 1 ? 'the index' : 'those indexes';
+  return new RegistryError(
+    'MANIFEST_REFERENCED',
+    `manifest ${digest} is listed by ${listedBy} in ${repository}; ` +
+      `delete ${them} first, or delete with ?force=true to leave ${them} without it`,
+    { digest, indexes },
+  );
 }
 
 /** The error a manifest body over the limit gets (also used by readers that stop early). */
