@@ -59,8 +59,8 @@ export function parseListenAddress(addr: string): { host: string; port: number }
 
 /**
  * SIGTERM and SIGINT stop the process gracefully: the first logs `message` (with `fields`),
- * runs `close` and exits 0 (1 when closing fails); a second exits 1 at once. Shared by the
- * registry and the deploy agent.
+ * runs `close`, logs `shutdown complete` with how long it took and exits 0 (1 when closing
+ * fails); a second exits 1 at once. Shared by the registry and the deploy agent.
  */
 export function closeOnSignals(logger: Logger, close: () => Promise<void>, message: string, fields: Record<string, unknown> = {}): void {
   let stopping = false;
@@ -71,8 +71,12 @@ export function closeOnSignals(logger: Logger, close: () => Promise<void>, messa
     }
     stopping = true;
     logger.info({ signal, ...fields }, message);
+    const started = Date.now();
     close().then(
-      () => process.exit(0),
+      () => {
+        logger.info({ signal, durationMs: Date.now() - started }, 'shutdown complete');
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
