@@ -150,6 +150,49 @@ describe('admin CLI', () => {
     }
   });
 
+  it("the first start's banner shows a password command that runs as printed, from the checkout", async () => {
+    const fresh = await fs.mkdtemp(path.join(os.tmpdir(), 'registry-banner-'));
+    const child = spawn(process.execPath, [BIN, 'serve'], {
+      cwd: PROJECT_ROOT,
+      env: cleanEnv({ REGISTRY_STORAGE_ROOT: fresh, REGISTRY_HTTP_ADDR: '127.0.0.1:0' }),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      const banner = await new Promise<string>((resolve, reject) => {
+        let buffered = '';
+        const timer = setTimeout(() => reject(new Error(`no banner: ${buffered}`)), 30_000);
+        child.stderr.setEncoding('utf8').on('data', (text: string) => {
+          buffered += text;
+          if (/={10,}\n[\s\S]*={10,}\n/.test(buffered)) {
+            clearTimeout(timer);
+            resolve(buffered);
+          }
+        });
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`serve exited with ${code}: ${buffered}`));
+        });
+      });
+      const command = /change it.*:\n {3}(.+)\n/.exec(banner)?.[1];
+      assert.equal(command, 'npx registry user passwd admin', banner);
+      // Typed as shown, in a shell at the top of the checkout, with the same storage root.
+      const ran = await new Promise<Result>((resolve) => {
+        execFile('sh', ['-c', command], { cwd: PROJECT_ROOT, env: cleanEnv({ REGISTRY_STORAGE_ROOT: fresh }), timeout: 60_000, encoding: 'utf8' }, (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }),
+        );
+      });
+      assert.equal(ran.code, 0, ran.stderr);
+      assert.match(ran.stdout, /^password of admin changed$/m);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await fs.rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it('serve starts the registry with token auth', async () => {
     const child = spawn(process.execPath, [BIN, 'serve'], {
       cwd: PROJECT_ROOT,
