@@ -46,6 +46,8 @@ export interface Listening {
 
 /** Certificates expiring sooner than this are warned about at start and on reload. */
 const EXPIRY_WARNING_MS = 14 * 24 * 3600 * 1000;
+/** Largest request head (request line and headers) accepted; larger ones get 431. */
+const MAX_HEADER_BYTES = 64 * 1024;
 /** How often idle keep-alive connections are closed during a shutdown. */
 const IDLE_SWEEP_MS = 50;
 
@@ -57,8 +59,8 @@ export function parseListenAddress(addr: string): { host: string; port: number }
 
 /**
  * SIGTERM and SIGINT stop the process gracefully: the first logs `message` (with `fields`),
- * runs `close` and exits 0 (1 when closing fails); a second exits 1 at once. Shared by the
- * registry and the deploy agent.
+ * runs `close`, logs `shutdown complete` with how long it took and exits 0 (1 when closing
+ * fails); a second exits 1 at once. Shared by the registry and the deploy agent.
  */
 export function closeOnSignals(logger: Logger, close: () => Promise<void>, message: string, fields: Record<string, unknown> = {}): void {
   let stopping = false;
@@ -69,8 +71,12 @@ export function closeOnSignals(logger: Logger, close: () => Promise<void>, messa
     }
     stopping = true;
     logger.info({ signal, ...fields }, message);
+    const started = Date.now();
     close().then(
-      () => process.exit(0),
+      () => {
+        logger.info({ signal, durationMs: Date.now() - started }, 'shutdown complete');
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
@@ -98,7 +104,14 @@ export async function listenOn(server: net.Server, addr: string, scheme: 'http' 
 
 export async function startHttpServer(app: AppServing, options: ServeOptions): Promise<Listening> {
   const { logger, state } = options;
-  const serverOptions = { keepAliveTimeout: 65_000, IncomingMessage: app.IncomingMessage, ServerResponse: app.ServerResponse };
+  const serverOptions = {
+    keepAliveTimeout: 65_000,
+    // Node's default of 16 KiB is too small for the Range header of a partial pull of 1024 chunks
+    // (containers-storage's zstd:chunked, about 20 KiB); Go, and so distribution, allows 1 MiB.
+    maxHeaderSize: MAX_HEADER_BYTES,
+    IncomingMessage: app.IncomingMessage,
+    ServerResponse: app.ServerResponse,
+  };
   let server: http.Server | https.Server;
   if (options.tls) {
     const material = await readTlsFiles(options.tls);

@@ -16,6 +16,7 @@ import type { GcReport, ListedSection } from '../registry/gc.js';
 import { createLifecycle, type Lifecycle, type UsageReport } from '../registry/lifecycle.js';
 import type { RepositoryUsage } from '../registry/lifecycle-store.js';
 import { formatBytes } from '../registry/policies.js';
+import { count } from './format.js';
 
 const EXIT_FAILED = 1;
 
@@ -100,25 +101,25 @@ export function registerLifecycleCommands(program: Command): void {
 }
 
 function printGcReport(report: GcReport): void {
-  const verb = report.dryRun ? 'would delete' : 'deleted';
+  const [remove, purge] = report.dryRun ? ['to delete', 'to purge'] : ['deleted', 'purged'];
   print(`garbage collection${report.dryRun ? ' (dry run)' : ''}, grace period ${report.gracePeriodSeconds} s:`);
   const section = <T>(label: string, list: ListedSection<T>, describe: (item: T) => string) => {
     print(`  ${label}: ${list.count}${list.bytes ? ` (${formatBytes(list.bytes)})` : ''}`);
     for (const item of list.items) print(`    ${describe(item)}`);
     if (list.truncated) print(`    … and ${list.count - list.items.length} more`);
   };
-  section(`tags ${verb} by retention`, report.tagsDeleted, (d) => `${d.repository}:${d.tag} (${d.digest}, ${d.policy})`);
+  section(`tags ${remove} by retention`, report.tagsDeleted, (d) => `${d.repository}:${d.tag} (${d.digest}, ${d.policy})`);
   section('manifests removed from repositories', report.manifestsRemoved, (m) => `${m.repository}@${m.digest} (${m.reason})`);
-  section(`manifests ${verb}`, report.manifestsPurged, (m) => `${m.digest} (${m.size} bytes)`);
-  section(`blobs ${verb}`, report.blobsDeleted, (b) => `${b.digest} (${b.size} bytes)`);
-  section(`orphan files ${verb}`, report.orphanFilesDeleted, (b) => `${b.digest} (${b.size} bytes)`);
-  section(`uploads ${report.dryRun ? 'would be purged' : 'purged'}`, report.uploadsPurged, (u) => `${u.id}${u.repository ? ` (${u.repository})` : ''}`);
-  print(`  bytes reclaimed: ${formatBytes(report.bytesReclaimed)}`);
+  section(`manifests ${remove}`, report.manifestsPurged, (m) => `${m.digest} (${formatBytes(m.size)})`);
+  section(`blobs ${remove}`, report.blobsDeleted, (b) => `${b.digest} (${formatBytes(b.size)})`);
+  section(`orphan files ${remove}`, report.orphanFilesDeleted, (b) => `${b.digest} (${formatBytes(b.size)})`);
+  section(`uploads ${purge}`, report.uploadsPurged, (u) => `${u.id}${u.repository ? ` (${u.repository})` : ''}`);
+  print(`  ${report.dryRun ? 'bytes to reclaim' : 'bytes reclaimed'}: ${formatBytes(report.bytesReclaimed)}`);
 }
 
 function printFsckReport(report: FsckReport): void {
   const { checked } = report;
-  print(`checked ${checked.blobs} blobs (${formatBytes(checked.bytes)}), ${checked.files} files, ${checked.manifests} manifests`);
+  print(`checked ${count(checked.blobs, 'blob')} (${formatBytes(checked.bytes)}), ${count(checked.files, 'file')}, ${count(checked.manifests, 'manifest')}`);
   for (const finding of report.findings) {
     print(`${finding.kind}: ${finding.problem}`);
     const state = finding.repaired === undefined ? '' : finding.repaired ? ' [repaired]' : finding.repairable ? ` [not repaired: ${finding.repairError}]` : '';
@@ -128,7 +129,7 @@ function printFsckReport(report: FsckReport): void {
     }
   }
   if (report.findings.length === 0) print('no problems found');
-  else print(`${report.findings.length} problems found, ${report.repaired} repaired, ${report.problems} remaining`);
+  else print(`${count(report.findings.length, 'problem')} found, ${report.repaired} repaired, ${report.problems} remaining`);
 }
 
 function printRepositoryUsage(usage: RepositoryUsage): void {
@@ -146,8 +147,8 @@ function printUsageReport(report: UsageReport): void {
     print([usage.repository, usage.tags, usage.manifests, usage.blobs, usage.logicalBytes, usage.uniqueBytes].join('\t'));
   }
   const { totals } = report;
-  print(`total: ${totals.repositories} repositories, ${totals.manifests} manifests, ${totals.blobs} blobs`);
+  print(`total: ${count(totals.repositories, 'repository', 'repositories')}, ${count(totals.manifests, 'manifest')}, ${count(totals.blobs, 'blob')}`);
   print(`stored (deduplicated): ${formatBytes(totals.storedBytes)}`);
   print(`logical (sum of repositories): ${formatBytes(totals.logicalBytes)}`);
-  print(`unreferenced: ${totals.unreferencedBlobs} blobs, ${formatBytes(totals.unreferencedBytes)}`);
+  print(`unreferenced: ${count(totals.unreferencedBlobs, 'blob')}, ${formatBytes(totals.unreferencedBytes)}`);
 }

@@ -1,5 +1,5 @@
 /**
- * The admin command line: `registry serve`, and user, robot and grant management working
+ * The admin command line: `registry serve`, and user, robot, grant and tag management working
  * directly on the storage root's database (configured exactly like the server: the YAML file
  * and REGISTRY_* variables).
  *
@@ -17,6 +17,7 @@ import { openMetadataBackend } from '../metadata/backend.js';
 import { VERSION } from '../version.js';
 import { registerConfigCommands } from './config-commands.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
+import { registerTagCommands } from './tag-commands.js';
 import { registerTransferCommands } from './transfer-commands.js';
 import { registerWebhookCommands } from './webhook-commands.js';
 
@@ -70,7 +71,7 @@ async function withAccounts<T>(program: Command, run: (accounts: AccountManager,
 
 export function buildProgram(): Command {
   const program = new Command('registry')
-    .description('Harbormaster registry: serve it, check its configuration, manage users, robots, grants and webhooks, collect garbage, import and export images')
+    .description('Harbormaster registry: serve it, check its configuration, manage users, robots, grants, tags and webhooks, collect garbage, import and export images')
     .version(VERSION, '-v, --version', 'print the version')
     .option('-c, --config <file>', 'configuration file (default: $REGISTRY_CONFIG, then config/registry.yaml)')
     .showHelpAfterError('(run with --help for usage)')
@@ -210,6 +211,7 @@ export function buildProgram(): Command {
       });
     });
 
+  registerTagCommands(program);
   registerLifecycleCommands(program);
   registerConfigCommands(program);
   registerWebhookCommands(program);

@@ -13,42 +13,20 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
-import { isRegistryError } from '../registry/errors.js';
-import type { Actor } from '../registry/ports.js';
+import { formatBytes } from '../registry/policies.js';
 import type { Registry } from '../registry/registry.js';
 import { ArchiveError } from '../transfer/tar-reader.js';
+import { count } from './format.js';
+import { CLI_ACTOR, EXIT_USAGE, print, withRegistry } from './with-registry.js';
 
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
-const CLI_ACTOR: Actor = { name: 'cli', kind: 'system' };
-
-/** Registry refusals that come from what the user asked (bad names, digests, manifests) rather than the registry's state. */
-const USAGE_CODES = new Set(['NAME_INVALID', 'TAG_INVALID', 'DIGEST_INVALID', 'MANIFEST_INVALID', 'SIZE_INVALID']);
-
-function print(line = ''): void {
-  process.stdout.write(`${line}\n`);
-}
-
-async function withRegistry(program: Command, run: (registry: Registry) => Promise<void>): Promise<void> {
-  const config = loadConfig({ file: program.opts<{ config?: string }>().config });
-  // Loaded on use: the rest of the CLI starts without the server's modules.
-  const { openRegistry } = await import('../server.js');
-  const opened = await openRegistry(config);
+/** withRegistry, plus: an unreadable or malformed archive is bad input (exit 2). */
+async function withArchives(program: Command, run: (registry: Registry) => Promise<void>): Promise<void> {
   try {
-    await run(opened.registry);
+    await withRegistry(program, run);
   } catch (error) {
-    if (error instanceof ArchiveError) {
-      process.stderr.write(`registry: ${error.message}\n`);
-      process.exitCode = EXIT_USAGE;
-    } else if (isRegistryError(error)) {
-      process.stderr.write(`registry: ${error.code}: ${error.message}\n`);
-      process.exitCode = USAGE_CODES.has(error.code) ? EXIT_USAGE : EXIT_FAILED;
-    } else {
-      throw error;
-    }
-  } finally {
-    await opened.close();
+    if (!(error instanceof ArchiveError)) throw error;
+    process.stderr.write(`registry: ${error.message}\n`);
+    process.exitCode = EXIT_USAGE;
   }
 }
 
@@ -63,13 +41,13 @@ export function registerTransferCommands(program: Command): void {
     .action(async (file: string, options: { repository: string; tag: string; source?: string; json?: boolean }) => {
       const stat = await fs.stat(file).catch(() => null);
       if (!stat?.isFile()) program.error(`error: ${file} is not a readable file`, { exitCode: EXIT_USAGE });
-      await withRegistry(program, async (registry) => {
+      await withArchives(program, async (registry) => {
         const { ImageImporter } = await import('../transfer/import.js');
         const result = await new ImageImporter(registry).import(path.resolve(file), { ...options, actor: CLI_ACTOR });
         if (options.json) return print(JSON.stringify(result, null, 2));
         print(
           `imported ${result.repository}:${result.tag} ${result.digest} (${result.format}): ` +
-            `${result.blobs} blobs, ${result.blobsUploaded} stored (${result.bytesUploaded} bytes), ${result.blobsExisting} already present`,
+            `${count(result.blobs, 'blob')}, ${result.blobsUploaded} stored (${formatBytes(result.bytesUploaded)}), ${result.blobsExisting} already present`,
         );
         for (const note of result.notes) process.stderr.write(`registry: note: ${note}\n`);
       });
@@ -80,7 +58,7 @@ export function registerTransferCommands(program: Command): void {
     .description('export <repository>:<tag> (or <repository>@<digest>) as an OCI image layout tarball')
     .requiredOption('-o, --output <file>', "the tarball to write ('-' for standard output)")
     .action(async (image: string, options: { output: string }) => {
-      await withRegistry(program, async (registry) => {
+      await withArchives(program, async (registry) => {
         const { ImageExporter, parseImageReference } = await import('../transfer/export.js');
         const { repository, reference } = parseImageReference(image);
         const exported = await new ImageExporter(registry).export(repository, reference);
@@ -97,7 +75,9 @@ export function registerTransferCommands(program: Command): void {
           await fs.rm(partial, { force: true });
           throw error;
         }
-        process.stderr.write(`exported ${repository}:${reference} ${exported.digest}: ${exported.manifests} manifests, ${exported.blobs} blobs to ${options.output}\n`);
+        process.stderr.write(
+          `exported ${repository}:${reference} ${exported.digest}: ${count(exported.manifests, 'manifest')}, ${count(exported.blobs, 'blob')} to ${options.output}\n`,
+        );
       });
     });
 }

@@ -12,7 +12,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import type { PublicSubscription, WebhookService } from '../webhooks/service.js';
-import type { Delivery, DeliveryState } from '../webhooks/types.js';
+import type { Delivery, DeliveryState, DeliveryWithAttempts } from '../webhooks/types.js';
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -63,10 +63,11 @@ interface SubscriptionFlags {
 }
 
 /** Runs one command against the webhook service; refusals become a message and an exit status. */
-/** One-line renderings of subscriptions and deliveries (from webhooks/cli-support.ts). */
+/** One-line renderings of subscriptions and deliveries (from webhooks/cli-support.ts), and deliveries as the API's JSON. */
 interface Show {
   subscription(subscription: PublicSubscription): string;
   delivery(delivery: Delivery): string;
+  deliveryJson(delivery: Delivery | DeliveryWithAttempts): Record<string, unknown>;
 }
 
 async function withWebhooks(program: Command, run: (webhooks: WebhookService, show: Show) => Promise<void>): Promise<void> {
@@ -74,7 +75,9 @@ async function withWebhooks(program: Command, run: (webhooks: WebhookService, sh
   // Loaded on use: the rest of the CLI starts without the webhook modules.
   const { withWebhookService, describeSubscription, describeDelivery } = await import('../webhooks/cli-support.js');
   const { WebhookError } = await import('../webhooks/service.js');
-  const show: Show = { subscription: describeSubscription, delivery: describeDelivery };
+  // The same JSON as the admin API: times in ISO 8601 like every other command.
+  const { deliveryJson } = await import('../http/routes/webhooks-admin.js');
+  const show: Show = { subscription: describeSubscription, delivery: describeDelivery, deliveryJson };
   try {
     await withWebhookService(config, (webhooks) => run(webhooks, show));
   } catch (error) {
@@ -198,7 +201,7 @@ export function registerWebhookCommands(program: Command): void {
       }
       await withWebhooks(program, async (webhooks, show) => {
         const deliveries = await webhooks.listDeliveries(id, { state: options.state as DeliveryState | undefined, limit: options.limit });
-        if (options.json) return print(JSON.stringify(deliveries, null, 2));
+        if (options.json) return print(JSON.stringify(deliveries.map(show.deliveryJson), null, 2));
         for (const delivery of deliveries) print(show.delivery(delivery));
       });
     });
@@ -208,7 +211,7 @@ export function registerWebhookCommands(program: Command): void {
     .description('one delivery with its attempt log (JSON)')
     .action(async (id: string, delivery: string) => {
       const number = deliveryNumber(program, delivery);
-      await withWebhooks(program, async (webhooks, show) => print(JSON.stringify(await webhooks.getDelivery(id, number), null, 2)));
+      await withWebhooks(program, async (webhooks, show) => print(JSON.stringify(show.deliveryJson(await webhooks.getDelivery(id, number)), null, 2)));
     });
 
   webhook
@@ -234,7 +237,7 @@ export function registerWebhookCommands(program: Command): void {
     .action(async (options: { limit?: number; json?: boolean }) => {
       await withWebhooks(program, async (webhooks, show) => {
         const deliveries = await webhooks.failedDeliveries({ limit: options.limit });
-        if (options.json) return print(JSON.stringify(deliveries, null, 2));
+        if (options.json) return print(JSON.stringify(deliveries.map(show.deliveryJson), null, 2));
         for (const delivery of deliveries) print(show.delivery(delivery));
       });
     });

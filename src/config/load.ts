@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { closest, distance } from 'fastest-levenshtein';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
@@ -38,14 +39,18 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const explicitFile = options.file ?? env.REGISTRY_CONFIG;
   const file = explicitFile ?? DEFAULT_CONFIG_FILE;
   const fromFile = readConfigFile(file, explicitFile !== undefined);
-  const merged = applyEnvironment(fromFile, env);
-  return validateConfig(merged, file);
+  const { config, setBy } = applyEnvironment(fromFile, env);
+  return validateConfig(config, file, setBy);
 }
 
-export function validateConfig(input: unknown, source = 'configuration'): Config {
+/**
+ * Validates a configuration. `setBy` maps the key paths (dot-joined) that came from the
+ * environment to the variable that set them, so an error names what the user actually typed.
+ */
+export function validateConfig(input: unknown, source = 'configuration', setBy: ReadonlyMap<string, string> = new Map()): Config {
   const result = configSchema.safeParse(input);
   if (result.success) return result.data;
-  throw new ConfigError(`invalid configuration (${source}):\n${describeIssues(result.error)}`);
+  throw new ConfigError(`invalid configuration (${source}):\n${describeIssues(result.error, setBy)}`);
 }
 
 function readConfigFile(file: string, required: boolean): Record<string, unknown> {
@@ -72,7 +77,7 @@ export function envName(keyPath: string[]): string {
   return ENV_PREFIX + keyPath.map((key) => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
 }
 
-function applyEnvironment(config: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+function applyEnvironment(config: Record<string, unknown>, env: NodeJS.ProcessEnv): { config: Record<string, unknown>; setBy: Map<string, string> } {
   const leaves = settingLeaves(configSchema);
   const aliases = Object.entries(ENV_ALIASES).flatMap(([name, keyPath]) => {
     const leaf = leaves.find((candidate) => candidate.keyPath.join('.') === keyPath.join('.'));
@@ -80,15 +85,24 @@ function applyEnvironment(config: Record<string, unknown>, env: NodeJS.ProcessEn
   });
   const settings = new Map([...aliases, ...leaves.map((leaf) => [envName(leaf.keyPath), leaf] as const)]);
   const result = structuredClone(config);
+  const setBy = new Map<string, string>();
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || NON_SETTING_VARIABLES.has(name) || raw === undefined) continue;
     const setting = settings.get(name);
-    if (!setting) {
-      throw new ConfigError(`unknown setting in environment: ${name} (known: ${[...settings.keys()].sort().join(', ')})`);
-    }
+    if (!setting) throw unknownVariable(name, [...settings.keys(), ...NON_SETTING_VARIABLES]);
     setPath(result, setting.keyPath, envValue(raw, setting.schema));
+    setBy.set(setting.keyPath.join('.'), name);
   }
-  return result;
+  return { config: result, setBy };
+}
+
+/** A misspelt variable gets the closest known name; one that resembles none gets the list. */
+function unknownVariable(name: string, known: string[]): ConfigError {
+  const suggestion = closest(name, known);
+  // A few edits, relative to the length: REGISTRY_HTTP_ADR → REGISTRY_HTTP_ADDR, not REGISTRY_X → REGISTRY_AUTH.
+  const near = distance(name, suggestion) <= Math.max(2, Math.floor((name.length - ENV_PREFIX.length) / 3));
+  if (near) return new ConfigError(`unknown setting in environment: ${name}; did you mean ${suggestion}?`);
+  return new ConfigError(`unknown setting in environment: ${name} (known: ${[...known].sort().join(', ')})`);
 }
 
 /**
@@ -138,15 +152,24 @@ function unwrap(schema: z.ZodType): z.ZodType {
   return current;
 }
 
-function describeIssues(error: z.ZodError): string {
+function describeIssues(error: z.ZodError, setBy: ReadonlyMap<string, string>): string {
   return error.issues
     .map((issue) => {
       const keyPath = issue.path.map(String);
       if (issue.code === 'unrecognized_keys') {
         return issue.keys.map((key) => `  - ${[...keyPath, key].join('.')}: unknown setting`).join('\n');
       }
-      const where = keyPath.length ? `${keyPath.join('.')} (${envName(keyPath)})` : '(top level)';
+      const where = keyPath.length ? `${keyPath.join('.')} (${variableOf(keyPath, setBy)})` : '(top level)';
       return `  - ${where}: ${issue.message}`;
     })
     .join('\n');
+}
+
+/** The variable that set a key path (or the setting holding it), else the one that would. */
+function variableOf(keyPath: string[], setBy: ReadonlyMap<string, string>): string {
+  for (let length = keyPath.length; length > 0; length--) {
+    const name = setBy.get(keyPath.slice(0, length).join('.'));
+    if (name) return name;
+  }
+  return envName(keyPath);
 }

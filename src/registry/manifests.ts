@@ -3,7 +3,7 @@
  * index built from `subject` fields. Bytes are stored exactly as pushed.
  */
 import { digestBytes } from './digests.js';
-import { RegistryError } from './errors.js';
+import { isRegistryError, RegistryError } from './errors.js';
 import { accepts, bareMediaType, isSchema1, manifestKind, MEDIA_TYPES } from './media-types.js';
 import { immutableTagDeleted, immutableTagMoved, LifecyclePolicies, quotaExceeded } from './policies.js';
 import type { Actor, ManifestDeleteState, ManifestPutGuard, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord } from './ports.js';
@@ -60,7 +60,7 @@ export class ManifestService {
 
   /** The manifest a tag or digest names, if the client's Accept header admits its type. */
   async get(repository: string, reference: string, acceptHeader?: string): Promise<ManifestRecord> {
-    const target = parseManifestReference(reference);
+    const target = await this.lookupReference(repository, reference);
     const digest = await this.resolve(repository, target);
     const manifest = digest ? await this.metadata.getManifest(repository, digest) : null;
     if (!manifest) throw await this.unknown(repository, reference);
@@ -78,7 +78,7 @@ export class ManifestService {
    * the repository lists the manifest, unless `force`.
    */
   async delete(repository: string, reference: string, actor: Actor, options: ManifestDeleteOptions = {}): Promise<void> {
-    const target = parseManifestReference(reference);
+    const target = await this.lookupReference(repository, reference);
     let deleted: boolean;
     if (target.kind === 'digest') {
       const guard = (state: ManifestDeleteState) => this.checkDeletable(repository, target.digest, state, options);
@@ -125,13 +125,21 @@ export class ManifestService {
       const rule = this.policies.immutableRule(repository, tag);
       if (rule) throw immutableTagDeleted(repository, tag, rule);
     }
-    if (state.referencedBy.length > 0 && !options.force) {
-      throw new RegistryError(
-        'MANIFEST_REFERENCED',
-        `manifest ${digest} is listed by index ${state.referencedBy[0]} in ${repository}; ` +
-          'delete the index first, or delete with ?force=true to leave the index without it',
-        { digest, indexes: state.referencedBy },
-      );
+    if (state.referencedBy.length > 0 && !options.force) throw manifestReferenced(repository, digest, state.referencedBy);
+  }
+
+  /**
+   * The reference a read or delete names. One no manifest can have (an illegal tag, a malformed
+   * or unverifiable digest) is simply not there: 404 as for any absent manifest, as the spec's
+   * pull section and distribution answer, with the reason in the message. Only a push refuses
+   * it as a client error (TAG_INVALID, DIGEST_INVALID).
+   */
+  private async lookupReference(repository: string, reference: string): Promise<ManifestReference> {
+    try {
+      return parseManifestReference(reference);
+    } catch (error) {
+      if (!isRegistryError(error)) throw error;
+      throw await this.unknown(repository, reference, error.message);
     }
   }
 
@@ -139,9 +147,17 @@ export class ManifestService {
     return target.kind === 'digest' ? target.digest : this.metadata.resolveTag(repository, target.tag);
   }
 
-  private async unknown(repository: string, reference: string): Promise<RegistryError> {
+  /** NAME_UNKNOWN or MANIFEST_UNKNOWN; `invalid` says why no manifest can have the reference. */
+  private async unknown(repository: string, reference: string, invalid?: string): Promise<RegistryError> {
     if (!(await this.metadata.repositoryExists(repository))) {
       return new RegistryError('NAME_UNKNOWN', `repository ${repository} is not known to the registry`, { name: repository });
+    }
+    if (invalid !== undefined) {
+      const shown = JSON.stringify(reference.slice(0, 200));
+      return new RegistryError('MANIFEST_UNKNOWN', `no manifest of repository ${repository} can be named ${shown}: ${invalid}`, {
+        reference: reference.slice(0, 200),
+        reason: invalid,
+      });
     }
     return new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not known to repository ${repository}`, {
       reference,
@@ -167,6 +183,24 @@ export class ManifestService {
       );
     }
   }
+}
+
+/**
+ * MANIFEST_REFERENCED is not one of the spec's codes: clients that know only those show it as
+ * `unknown: <message>` (distribution's Go client, containers/image) or print the body, so the
+ * message alone names the indexes and says what to do; the detail lists them all.
+ */
+function manifestReferenced(repository: string, digest: string, indexes: string[]): RegistryError {
+  const SHOWN = 3;
+  const named = indexes.slice(0, SHOWN).join(', ') + (indexes.length > SHOWN ? ` and ${indexes.length - SHOWN} more` : '');
+  const listedBy = indexes.length === 1 ? `index ${named}` : `${indexes.length} indexes (${named})`;
+  const them = indexes.length === 1 ? 'the index' : 'those indexes';
+  return new RegistryError(
+    'MANIFEST_REFERENCED',
+    `manifest ${digest} is listed by ${listedBy} in ${repository}; ` +
+      `delete ${them} first, or delete with ?force=true to leave ${them} without it`,
+    { digest, indexes },
+  );
 }
 
 /** The error a manifest body over the limit gets (also used by readers that stop early). */

@@ -138,7 +138,7 @@ export function quotaExceeded(repository: string, quota: CompiledQuota, usageByt
 /** `1536` → `1.5 KiB (1536 bytes)`; small sizes in bytes only. */
 export function formatBytes(bytes: number): string {
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  if (Math.abs(bytes) < 1024) return `${bytes} bytes`;
+  if (Math.abs(bytes) < 1024) return `${bytes} ${bytes === 1 ? 'byte' : 'bytes'}`;
   let value = bytes;
   let unit = 'bytes';
   for (const next of units) {

@@ -44,6 +44,47 @@ function cli(root: string, args: string[], stdin?: string): Promise<Result> {
   });
 }
 
+/** `registry serve` on a storage root and a free loopback port, read as it prints. */
+function serve(root: string) {
+  const child = spawn(process.execPath, [BIN, 'serve'], {
+    cwd: PROJECT_ROOT,
+    env: cleanEnv({ REGISTRY_STORAGE_ROOT: root, REGISTRY_HTTP_ADDR: '127.0.0.1:0' }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const printed = { stdout: '', stderr: '' };
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (printed.stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (printed.stderr += text));
+  return {
+    /** Resolves with what `found` makes of the stream once it finds something (within 30 s). */
+    waitFor<T>(stream: 'stdout' | 'stderr', found: (text: string) => T | undefined): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        const check = () => {
+          const result = found(printed[stream]);
+          if (result === undefined) return;
+          clearTimeout(timer);
+          child[stream].off('data', check);
+          child.off('exit', exited);
+          resolve(result);
+        };
+        const exited = (code: number | null) => {
+          clearTimeout(timer);
+          reject(new Error(`serve exited with ${code}: ${printed.stdout}${printed.stderr}`));
+        };
+        const timer = setTimeout(() => reject(new Error(`not found in serve's ${stream}: ${printed[stream]}`)), 30_000);
+        child[stream].on('data', check);
+        child.once('exit', exited);
+        check();
+      });
+    },
+    async stop(): Promise<void> {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 describe('admin CLI', () => {
   let root: string;
   before(async () => {
@@ -150,38 +191,39 @@ describe('admin CLI', () => {
     }
   });
 
-  it('serve starts the registry with token auth', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve'], {
-      cwd: PROJECT_ROOT,
-      env: cleanEnv({ REGISTRY_STORAGE_ROOT: root, REGISTRY_HTTP_ADDR: '127.0.0.1:0' }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  it("the first start's banner shows a password command that runs as printed, from the checkout", async () => {
+    const fresh = await fs.mkdtemp(path.join(os.tmpdir(), 'registry-banner-'));
+    const server = serve(fresh);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let buffered = '';
-        const timer = setTimeout(() => reject(new Error(`no listening line: ${buffered}`)), 30_000);
-        child.stdout.setEncoding('utf8').on('data', (text: string) => {
-          buffered += text;
-          const line = buffered.split('\n').find((entry) => entry.includes('"registry listening"'));
-          if (line) {
-            clearTimeout(timer);
-            resolve((JSON.parse(line) as { url: string }).url);
-          }
-        });
-        child.once('exit', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`serve exited with ${code}: ${buffered}`));
-        });
+      const banner = await server.waitFor('stderr', (text) => (/={10,}\n[\s\S]*={10,}\n/.test(text) ? text : undefined));
+      const command = /change it.*:\n {3}(.+)\n/.exec(banner)?.[1];
+      assert.equal(command, 'npx registry user passwd admin', banner);
+      // Typed as shown, in a shell at the top of the checkout, with the same storage root.
+      const ran = await new Promise<Result>((resolve) => {
+        execFile('sh', ['-c', command], { cwd: PROJECT_ROOT, env: cleanEnv({ REGISTRY_STORAGE_ROOT: fresh }), timeout: 60_000, encoding: 'utf8' }, (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }),
+        );
+      });
+      assert.equal(ran.code, 0, ran.stderr);
+      assert.match(ran.stdout, /^password of admin changed$/m);
+    } finally {
+      await server.stop();
+      await fs.rm(fresh, { recursive: true, force: true });
+    }
+  });
+
+  it('serve starts the registry with token auth', async () => {
+    const server = serve(root);
+    try {
+      const url = await server.waitFor('stdout', (text) => {
+        const line = text.split('\n').find((entry) => entry.includes('"registry listening"'));
+        return line ? (JSON.parse(line) as { url: string }).url : undefined;
       });
       const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(10_000) });
       assert.equal(res.status, 401);
       assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer realm="http:\/\/127\.0\.0\.1:\d+\/auth\/token"/);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await server.stop();
     }
   });
 });

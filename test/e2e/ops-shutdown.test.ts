@@ -111,6 +111,9 @@ describe('graceful shutdown of the registry process', () => {
       assert.deepEqual(exit, { code: 0, signal: null });
       assert.match(server.output(), /"msg":"waiting for requests in flight to finish"/);
       assert.doesNotMatch(server.output(), /shutdown deadline reached/);
+      // The last line says the shutdown finished (and how long it took), not just that it began.
+      const lines = server.output().trim().split('\n');
+      assert.match(lines[lines.length - 1]!, /"signal":"SIGTERM","durationMs":\d+,"msg":"shutdown complete"/);
     } finally {
       await server.kill();
     }

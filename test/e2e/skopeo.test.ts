@@ -16,7 +16,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildOciImage, buildOciIndex, seededBytes, type BuiltImage, type BuiltIndex, type LayerSpec } from '../helpers/oci-layout.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
-import { hasCommand, type RunResult } from '../helpers/tools.js';
+import { CommandError, hasCommand, type RunResult } from '../helpers/tools.js';
 import { skopeoRunner } from '../helpers/skopeo.js';
 
 const hasSkopeo = hasCommand('skopeo');
@@ -223,6 +223,19 @@ describe('skopeo against the registry process', { skip: hasSkopeo ? false : 'sko
     for (const image of index.images) {
       for (const digest of [image.manifestDigest, image.configDigest, ...image.layerDigests]) await assertSameBlob(index.dir, out, digest);
     }
+  });
+
+  it('skopeo delete of a child an index lists is refused, and skopeo prints the message that says why and what to do', async () => {
+    const served = JSON.parse(await rawManifest('multi/app:1')) as { manifests: { digest: string }[] };
+    const child = served.manifests[0]!.digest;
+    const refused = await skopeo('delete', '--tls-verify=false', ref(`multi/app@${child}`)).then(
+      () => assert.fail('the delete was accepted'),
+      (error: unknown) => (error instanceof CommandError ? error : assert.fail(String(error))),
+    );
+    // MANIFEST_REFERENCED is not a spec code: skopeo 1.9 prints the body, newer ones `unknown: <message>`.
+    assert.match(refused.stderr, /is listed by index sha256:[0-9a-f]{64} in multi\/app; delete the index first, or delete with \?force=true/);
+    assert.match(refused.stderr, /409/);
+    assert.equal(JSON.parse(await rawManifest(`multi/app@${child}`)).schemaVersion, 2, 'the refused delete kept the manifest');
   });
 
   it('lists the tags pushed to a repository', async () => {

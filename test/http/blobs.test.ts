@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
+import { MAX_RANGES } from '../../src/http/byte-ranges.js';
 import { assertError, binaryParser, createTestApp, imageManifest, MEDIA, pushBlob, sha256, type TestApp } from '../helpers/app.js';
+import { parseByteranges } from '../helpers/multipart.js';
 
 const CONTENT = Buffer.from('0123456789abcdefghij'); // 20 bytes
 const ABSENT = sha256('never pushed');
@@ -102,6 +104,70 @@ describe('blobs', () => {
       const res = await ranged('bytes=5-2');
       assert.equal(res.status, 200);
       assert.ok(CONTENT.equals(res.body as Buffer));
+    });
+  });
+
+  describe('GET with several ranges', () => {
+    async function ranged(range: string) {
+      return request(t.app).get(`/v2/library/alpine/blobs/${digest}`).set('Range', range).buffer(true).parse(binaryParser);
+    }
+    function partsOf(res: request.Response): Array<[string | undefined, string | undefined, string]> {
+      assert.equal(res.status, 206);
+      assert.equal(Number(res.headers['content-length']), (res.body as Buffer).length, 'Content-Length is the body length');
+      return parseByteranges(res.headers['content-type'], res.body as Buffer).map((part) => [
+        part.headers['content-range'],
+        part.headers['content-type'],
+        part.body.toString(),
+      ]);
+    }
+
+    it('answers 206 multipart/byteranges, one part per range in the order asked, each with Content-Range and Content-Type', async () => {
+      const res = await ranged('bytes=15-17, 0-1,-2');
+      assert.equal(res.headers['docker-content-digest'], digest);
+      assert.deepEqual(partsOf(res), [
+        ['bytes 15-17/20', 'application/octet-stream', 'fgh'],
+        ['bytes 0-1/20', 'application/octet-stream', '01'],
+        ['bytes 18-19/20', 'application/octet-stream', 'ij'],
+      ]);
+    });
+
+    it('serves overlapping ranges as asked, without merging them (clients match parts to requests)', async () => {
+      assert.deepEqual(partsOf(await ranged('bytes=0-4,2-6')).map(([range, , body]) => [range, body]), [
+        ['bytes 0-4/20', '01234'],
+        ['bytes 2-6/20', '23456'],
+      ]);
+    });
+
+    it('drops ranges that start past the end; a single one left is an ordinary 206', async () => {
+      const res = await ranged('bytes=30-40,3-4,-0');
+      assert.equal(res.status, 206);
+      assert.equal(res.headers['content-range'], 'bytes 3-4/20');
+      assert.equal((res.body as Buffer).toString(), '34');
+    });
+
+    it('answers 416 with Content-Range bytes */size when no range overlaps the blob', async () => {
+      const res = await request(t.app).get(`/v2/library/alpine/blobs/${digest}`).set('Range', 'bytes=20-,30-31,-0');
+      assertError(res, 416, 'RANGE_INVALID');
+      assert.equal(res.headers['content-range'], 'bytes */20');
+    });
+
+    it('serves the whole blob (200) for ranges adding up to more than the blob, or more than the bound', async () => {
+      for (const header of ['bytes=0-15,5-19', `bytes=${Array.from({ length: MAX_RANGES + 1 }, () => '0-0').join(',')}`]) {
+        const res = await ranged(header);
+        assert.equal(res.status, 200);
+        assert.ok(CONTENT.equals(res.body as Buffer));
+      }
+    });
+
+    it(`serves ${MAX_RANGES} ranges as parts`, async () => {
+      const big = Buffer.alloc(MAX_RANGES * 4, 'abcd');
+      const pushed = await pushBlob(t.app, 'many/ranges', big);
+      const header = `bytes=${Array.from({ length: MAX_RANGES }, (_, i) => `${i * 4 + 1}-${i * 4 + 2}`).join(',')}`;
+      const res = await request(t.app).get(`/v2/many/ranges/blobs/${pushed.digest}`).set('Range', header).buffer(true).parse(binaryParser);
+      const parts = partsOf(res);
+      assert.equal(parts.length, MAX_RANGES);
+      assert.deepEqual(parts[MAX_RANGES - 1], [`bytes ${big.length - 3}-${big.length - 2}/${big.length}`, 'application/octet-stream', 'bc']);
+      assert.ok(parts.every(([, , body]) => body === 'bc'));
     });
   });
 

@@ -9,6 +9,7 @@ import { ERROR_CODES } from '../../src/registry/errors.js';
 import { assertError, createTestApp, pushImage, sha256, type TestApp } from '../helpers/app.js';
 
 const DIGEST = sha256('anything');
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 describe('errors', () => {
   let t: TestApp;
@@ -66,13 +67,34 @@ describe('errors', () => {
 
   describe('TAG_INVALID', () => {
     for (const tag of ['-leading-dash', '.leading-dot', 'x'.repeat(129), 'has%20space']) {
-      it(`for the tag ${JSON.stringify(tag.length > 20 ? `${tag.slice(0, 10)}… (${tag.length})` : tag)}`, async () => {
-        assertError(await request(t.app).get(`/v2/valid/repo/manifests/${tag}`), 400, 'TAG_INVALID');
+      it(`for a push to the tag ${JSON.stringify(tag.length > 20 ? `${tag.slice(0, 10)}… (${tag.length})` : tag)}`, async () => {
+        assertError(await request(t.app).put(`/v2/valid/repo/manifests/${tag}`).type(OCI_MANIFEST).send('{}'), 400, 'TAG_INVALID');
       });
     }
 
     it('accepts a tag of 128 characters', async () => {
       assertError(await request(t.app).get(`/v2/valid/repo/manifests/${'x'.repeat(128)}`), 404, 'MANIFEST_UNKNOWN');
+    });
+  });
+
+  describe('a manifest reference no manifest can have', () => {
+    // The OCI conformance suite pulls `.INVALID_MANIFEST_NAME` and wants 404; distribution answers 404 too.
+    const references = ['.INVALID_MANIFEST_NAME', '-leading-dash', 'x'.repeat(129), 'sha256:short', `md5:${'a'.repeat(32)}`];
+    for (const reference of references) {
+      const label = reference.length > 24 ? `${reference.slice(0, 10)}… (${reference.length})` : reference;
+      it(`answers 404 MANIFEST_UNKNOWN to GET, HEAD and DELETE of ${label}, with the reason`, async () => {
+        const path = `/v2/valid/repo/manifests/${reference}`;
+        const got = await request(t.app).get(path);
+        assertError(got, 404, 'MANIFEST_UNKNOWN');
+        assert.match((got.body as { errors: Array<{ message: string }> }).errors[0]!.message, /can be named .*: (invalid|unsupported)/);
+        const head = await request(t.app).head(path);
+        assert.equal(head.status, 404);
+        assertError(await request(t.app).delete(path), 404, 'MANIFEST_UNKNOWN');
+      });
+    }
+
+    it('answers NAME_UNKNOWN when the repository is not there either, as for any reference', async () => {
+      assertError(await request(t.app).get('/v2/no/such-repo/manifests/.INVALID_MANIFEST_NAME'), 404, 'NAME_UNKNOWN');
     });
   });
 
@@ -84,8 +106,8 @@ describe('errors', () => {
       });
     }
 
-    it('for a manifest reference shaped like a digest', async () => {
-      assertError(await request(t.app).get('/v2/valid/repo/manifests/sha256:short'), 400, 'DIGEST_INVALID');
+    it('for a push to a manifest reference shaped like a digest', async () => {
+      assertError(await request(t.app).put('/v2/valid/repo/manifests/sha256:short').type(OCI_MANIFEST).send('{}'), 400, 'DIGEST_INVALID');
     });
   });
 

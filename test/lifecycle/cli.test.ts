@@ -19,11 +19,12 @@ import { blobFile, createLifecycleApp, exists, type LifecycleTestApp } from './h
 
 const BIN = path.join(PROJECT_ROOT, 'bin', 'registry.js');
 
-function cli(root: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(root: string, args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('REGISTRY_')) env[name] = value;
   env.REGISTRY_STORAGE_ROOT = root;
   env.REGISTRY_LOG_LEVEL = 'silent';
+  Object.assign(env, extraEnv);
   return new Promise((resolve) => {
     execFile(process.execPath, [BIN, ...args], { cwd: PROJECT_ROOT, env, timeout: 60_000, encoding: 'utf8' }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
@@ -46,7 +47,8 @@ describe('lifecycle CLI', () => {
     const dry = await cli(t.root, ['gc', '--dry-run', '--grace-period', '0']);
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /garbage collection \(dry run\), grace period 0 s:/);
-    assert.match(dry.stdout, new RegExp(`blobs would delete: 2 \\(${image.config.size + image.layer.size} bytes\\)`));
+    assert.match(dry.stdout, new RegExp(`blobs to delete: 2 \\(${image.config.size + image.layer.size} bytes\\)`));
+    assert.match(dry.stdout, /^ {2}bytes to reclaim: /m);
     assert.ok(dry.stdout.includes(image.layer.digest), dry.stdout);
     assert.equal(await exists(blobFile(t.root, image.layer.digest)), true);
 
@@ -81,6 +83,46 @@ describe('lifecycle CLI', () => {
     assert.match(clean.stdout, /no problems found/);
   });
 
+  it('tag list prints each tag with its digest; tag delete removes one tag as the API does, recording tag.deleted', async () => {
+    const v1 = await pushImage(t.app, 'cli/tags', 'v1');
+    const v2 = await pushImage(t.app, 'cli/tags', 'v2');
+    const listed = await cli(t.root, ['tag', 'list', 'cli/tags']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(listed.stdout, `v1\t${v1.digest}\nv2\t${v2.digest}\n`);
+    const json = JSON.parse((await cli(t.root, ['tag', 'list', 'cli/tags', '--json'])).stdout) as unknown;
+    assert.deepEqual(json, { name: 'cli/tags', tags: [{ tag: 'v1', digest: v1.digest }, { tag: 'v2', digest: v2.digest }] });
+
+    const deleted = await cli(t.root, ['tag', 'delete', 'cli/tags:v1']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(deleted.stdout, `deleted tag cli/tags:v1 (it named ${v1.digest})\n`);
+    assert.equal((await request(t.app).get('/v2/cli/tags/manifests/v1')).status, 404);
+    assert.equal((await request(t.app).get(`/v2/cli/tags/manifests/${v1.digest}`)).status, 200, 'the manifest stays');
+    const events = await t.assembled.registry.metadata.readEvents(0, 10_000);
+    const last = events[events.length - 1]!;
+    assert.deepEqual([last.type, last.repository, last.tag, last.digest, last.actor], ['tag.deleted', 'cli/tags', 'v1', v1.digest, { name: 'cli', kind: 'system' }]);
+
+    const again = await cli(t.root, ['tag', 'delete', 'cli/tags:v1']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /MANIFEST_UNKNOWN: manifest v1 is not known to repository cli\/tags/);
+    const unknown = await cli(t.root, ['tag', 'list', 'no/such']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /NAME_UNKNOWN: repository no\/such is not known/);
+    for (const bad of ['cli/tags', 'cli/tags@sha256:abc', 'cli/tags:-bad']) {
+      const refused = await cli(t.root, ['tag', 'delete', bad]);
+      assert.equal(refused.code, 2, `${bad}: ${refused.stderr}`);
+      assert.match(refused.stderr, /expected <repository>:<tag>|TAG_INVALID/);
+    }
+    const disabled = await cli(t.root, ['tag', 'delete', 'cli/tags:v2'], { REGISTRY_STORAGE_DELETE_ENABLED: 'false' });
+    assert.equal(disabled.code, 1);
+    assert.match(disabled.stderr, /deletion is disabled/);
+    const file = path.join(t.root, 'immutable.yaml');
+    await fs.writeFile(file, "lifecycle:\n  immutableTags:\n    - name: releases\n      repositories: ['cli/**']\n      tags: ['v*']\n");
+    const immutable = await cli(t.root, ['--config', file, 'tag', 'delete', 'cli/tags:v2']);
+    assert.equal(immutable.code, 1);
+    assert.match(immutable.stderr, /DENIED: .*immutable/);
+    assert.equal((await request(t.app).get('/v2/cli/tags/manifests/v2')).status, 200, 'refused deletes changed nothing');
+  });
+
   it('fsck exits 1 while problems remain and --repair repairs them; gc is refused while another collection runs', async () => {
     const v2 = await pushImage(t.app, 'cli/app', 'v2');
     await fs.rm(blobFile(t.root, v2.config.digest));
@@ -94,6 +136,7 @@ describe('lifecycle CLI', () => {
     }
     assert.equal(found.code, 1);
     assert.match(found.stdout, new RegExp(`blob-missing: blob ${v2.config.digest}`));
+    assert.match(found.stdout, /^1 problem found, 0 repaired, 1 remaining$/m);
     assert.match(found.stdout, /affects cli\/app@sha256:[a-f0-9]{64} \(v2\)/);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /a garbage collection is already running .*the server/);

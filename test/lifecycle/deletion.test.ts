@@ -69,6 +69,29 @@ describe('deletion', () => {
     assert.equal((await request(t.app).delete(`/v2/del/index/manifests/${arm64.digest}`)).status, 202);
   });
 
+  it('names every index listing the manifest in the message (clients that only know the spec codes show just the message)', async () => {
+    const child = await pushImage(t.app, 'del/indexes', 'child');
+    const indexes: string[] = [];
+    for (const n of [1, 2, 3, 4, 5]) {
+      const index = {
+        schemaVersion: 2,
+        mediaType: MEDIA.ociIndex,
+        manifests: [{ mediaType: MEDIA.ociManifest, digest: child.digest, size: child.size }],
+        annotations: { n: String(n) },
+      };
+      indexes.push((await pushManifest(t.app, 'del/indexes', `index-${n}`, index, MEDIA.ociIndex)).digest);
+    }
+    const refused = await request(t.app).delete(`/v2/del/indexes/manifests/${child.digest}`);
+    assertError(refused, 409, 'MANIFEST_REFERENCED');
+    const { message, detail } = refused.body.errors[0] as { message: string; detail: { indexes: string[] } };
+    assert.equal(
+      message,
+      `manifest ${child.digest} is listed by 5 indexes (${detail.indexes.slice(0, 3).join(', ')} and 2 more) in del/indexes; ` +
+        'delete those indexes first, or delete with ?force=true to leave those indexes without it',
+    );
+    assert.deepEqual([...detail.indexes].sort(), [...indexes].sort());
+  });
+
   it('an index in another repository does not hold a manifest back', async () => {
     const image = await pushImage(t.app, 'del/elsewhere', 'v1');
     // The same image (same seed, same bytes) in another repository, listed by an index there.

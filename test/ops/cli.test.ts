@@ -34,9 +34,9 @@ describe('registry CLI', () => {
   it('answers --help for every command', async () => {
     const top = await cli(root, ['--help']);
     assert.equal(top.code, 0);
-    const commands = ['serve', 'user', 'robot', 'grant', 'config', 'webhook', 'import', 'export', 'gc', 'fsck', 'usage'];
+    const commands = ['serve', 'user', 'robot', 'grant', 'tag', 'config', 'webhook', 'import', 'export', 'gc', 'fsck', 'usage'];
     for (const command of commands) assert.match(top.stdout, new RegExp(`^  ${command}\\b`, 'm'), `${command} listed`);
-    for (const args of [['config', 'check'], ['config', 'schema'], ['webhook', 'add'], ['webhook', 'deliveries'], ['import'], ['export']]) {
+    for (const args of [['config', 'check'], ['config', 'schema'], ['tag', 'list'], ['tag', 'delete'], ['webhook', 'add'], ['webhook', 'deliveries'], ['import'], ['export']]) {
       const help = await cli(root, [...args, '--help']);
       assert.equal(help.code, 0, args.join(' '));
       assert.match(help.stdout, new RegExp(`^Usage: registry ${args.join(' ')}`, 'm'));
@@ -72,6 +72,15 @@ describe('registry CLI', () => {
     const deliveries = await cli(root, ['webhook', 'deliveries', 'deploy', '--state', 'failed']);
     assert.equal(deliveries.code, 0);
     assert.match(deliveries.stdout, /failed {2}ping/);
+    // Times in ISO 8601, as everywhere else (and as the admin API shows them), not milliseconds.
+    const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    const [listed] = JSON.parse((await cli(root, ['webhook', 'deliveries', 'deploy', '--json'])).stdout) as Array<Record<string, string>>;
+    for (const field of ['createdAt', 'updatedAt', 'expiresAt']) assert.match(listed![field]!, ISO, field);
+    const one = JSON.parse((await cli(root, ['webhook', 'delivery', 'deploy', String(listed!.id)])).stdout) as { createdAt: string; log: Array<{ at: string }> };
+    assert.match(one.createdAt, ISO);
+    assert.match(one.log[0]!.at, ISO);
+    const failed = JSON.parse((await cli(root, ['webhook', 'failed', '--json'])).stdout) as Array<Record<string, string>>;
+    assert.match(failed[0]!.updatedAt!, ISO);
 
     const deleted = await cli(root, ['webhook', 'delete', 'deploy']);
     assert.equal(deleted.code, 0);

@@ -14,7 +14,7 @@ import { PROJECT_ROOT } from '../helpers/server-process.js';
 
 const read = (file: string) => fs.readFile(path.join(PROJECT_ROOT, file), 'utf8');
 const exists = (file: string) => fs.stat(path.join(PROJECT_ROOT, file)).then(() => true, () => false);
-/** A dist/ path the build (tsc -p tsconfig.build.json: src → dist) produces from src/. */
+/** A dist/ path the build (tsc -b tsconfig.build.json: src → dist) produces from src/. */
 const sourceOf = (dist: string) => dist.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts');
 
 describe('Dockerfile', () => {

@@ -60,6 +60,39 @@ describe('configuration', () => {
     assertConfigError(() => loadConfig({ file, env: { REGISTRY_STORAGE_ROOTDIR: '/x' } }), /REGISTRY_STORAGE_ROOTDIR/);
   });
 
+  it('suggests the closest known variable for a misspelt one, and lists them all for one that resembles none', async () => {
+    await fs.writeFile(file, '');
+    const cases: Array<[string, string]> = [
+      ['REGISTRY_HTTP_ADR', 'REGISTRY_HTTP_ADDR'],
+      ['REGISTRY_STORAGE_ROOTDIR', 'REGISTRY_STORAGE_ROOT'],
+      ['REGISTRY_ADMIN_PASWORD', 'REGISTRY_ADMIN_PASSWORD'],
+      ['REGISTRY_CONFG', 'REGISTRY_CONFIG'],
+    ];
+    for (const [typed, meant] of cases) {
+      assertConfigError(() => loadConfig({ file, env: { [typed]: 'x' } }), new RegExp(`^unknown setting in environment: ${typed}; did you mean ${meant}\\?$`));
+    }
+    assertConfigError(() => loadConfig({ file, env: { REGISTRY_FOO: 'x' } }), /^unknown setting in environment: REGISTRY_FOO \(known: REGISTRY_ADMIN_PASSWORD, .*REGISTRY_HTTP_ADDR, /);
+  });
+
+  it('names the variable the user set when its value is invalid, a short alias included', async () => {
+    await fs.writeFile(file, '');
+    const message = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig({ file, env });
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return assert.fail('the configuration was accepted');
+    };
+    assert.match(message({ REGISTRY_ADMIN_PASSWORD: 'short' }), /auth\.adminPassword \(REGISTRY_ADMIN_PASSWORD\): must be at least 8 characters/);
+    assert.doesNotMatch(message({ REGISTRY_ADMIN_PASSWORD: 'short' }), /REGISTRY_AUTH_ADMIN_PASSWORD/);
+    assert.match(message({ REGISTRY_AUTH: 'open' }), /auth\.mode \(REGISTRY_AUTH\)/);
+    assert.match(message({ REGISTRY_AUTH_MODE: 'open' }), /auth\.mode \(REGISTRY_AUTH_MODE\)/);
+    // A value from the file is named by the variable that would set it.
+    await fs.writeFile(file, 'auth:\n  adminPassword: short\n');
+    assert.match(message({}), /auth\.adminPassword \(REGISTRY_AUTH_ADMIN_PASSWORD\)/);
+  });
+
   it('ignores REGISTRY_CONFIG and variables without the prefix', async () => {
     const config = await load('', { REGISTRY_CONFIG: file, PATH: '/usr/bin', REGISTRYX: 'y' });
     assert.equal(config.http.addr, '0.0.0.0:5000');

@@ -1,13 +1,17 @@
-/** `/v2/<name>/blobs/<digest>`: HEAD, GET (with single `Range`), DELETE. */
-import type { Request, Response, Router } from 'express';
+/** `/v2/<name>/blobs/<digest>`: HEAD, GET (whole, one `Range`, or several as multipart/byteranges), DELETE. */
+import type { Response, Router } from 'express';
 import { RegistryError } from '../../registry/errors.js';
 import type { ByteRange, RepositoryBlob } from '../../registry/ports.js';
 import { assertDigest } from '../../registry/references.js';
 import type { Registry } from '../../registry/registry.js';
+import { contentRange, multipartLayout, requestedRanges } from '../byte-ranges.js';
 import { V2_ENDPOINTS } from '../endpoints.js';
 import { caller, pathParam, repositoryParam, sendEmpty, type BodyDelivery } from '../wire.js';
 
 const BLOB_PATH = V2_ENDPOINTS.blob.path;
+const BLOB_CONTENT_TYPE = 'application/octet-stream';
+
+type BlobService = Registry['blobs'];
 
 export function registerBlobRoutes(router: Router, registry: Registry): void {
   const { blobs } = registry;
@@ -23,38 +27,9 @@ export function registerBlobRoutes(router: Router, registry: Registry): void {
     const name = repositoryParam(req);
     const digest = assertDigest(pathParam(req, 1));
     const blob = await blobs.get(name, digest);
-    const range = requestedRange(req, blob.size) ?? undefined;
-    // Count bytes as they go out: a client that has everything may hang up before the last
-    // write reports back. The request log and metrics read the same count (BodyDelivery) to
-    // call such a response complete.
-    const delivery: BodyDelivery = { expected: range ? range.end - range.start + 1 : blob.size, sent: 0 };
-    res.locals.bodyDelivery = delivery;
-    let found = false;
-    try {
-      await blobs.send(blob, res, {
-        range,
-        onFound: () => {
-          found = true;
-          setBlobHeaders(res, blob);
-          if (range) {
-            res.status(206).set({
-              'Content-Range': `bytes ${range.start}-${range.end}/${blob.size}`,
-              'Content-Length': String(range.end - range.start + 1),
-            });
-          } else {
-            res.status(200).set('Content-Length', String(blob.size));
-          }
-        },
-        onBytes: (bytes) => (delivery.sent += bytes),
-      });
-    } catch (error) {
-      // Until the blob is found the error is still an answer (e.g. damaged in storage); after
-      // that the headers may be gone, so just drop the connection.
-      if (!found) throw error;
-      res.destroy();
-      return;
-    }
-    res.end();
+    const ranges = requestedRanges(req.headers.range, blob.size);
+    if (ranges && ranges.length > 1) await sendParts(res, blobs, blob, ranges);
+    else await sendWhole(res, blobs, blob, ranges?.[0]);
   });
 
   router.delete(BLOB_PATH, async (req, res) => {
@@ -68,7 +43,7 @@ export function registerBlobRoutes(router: Router, registry: Registry): void {
 
 function setBlobHeaders(res: Response, blob: RepositoryBlob): void {
   res.set({
-    'Content-Type': 'application/octet-stream',
+    'Content-Type': BLOB_CONTENT_TYPE,
     'Docker-Content-Digest': blob.digest,
     ETag: `"${blob.digest}"`,
     'Accept-Ranges': 'bytes',
@@ -77,34 +52,72 @@ function setBlobHeaders(res: Response, blob: RepositoryBlob): void {
   });
 }
 
-/**
- * The single byte range a GET asks for, or null for the whole blob. Multiple ranges and
- * malformed headers are ignored (the whole blob is served), as RFC 9110 allows; a range
- * starting past the end is 416 with the blob's size.
- */
-function requestedRange(req: Request, size: number): ByteRange | null {
-  const header = req.headers.range;
-  if (!header) return null;
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match || (match[1] === '' && match[2] === '')) return null;
-  let start: number;
-  let end: number;
-  if (match[1] === '') {
-    const suffix = Number(match[2]);
-    if (suffix === 0) throw unsatisfiable(size);
-    start = Math.max(size - suffix, 0);
-    end = size - 1;
-  } else {
-    start = Number(match[1]);
-    if (match[2] !== '' && Number(match[2]) < start) return null; // syntactically invalid: ignore it
-    end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
-  }
-  if (start >= size) throw unsatisfiable(size);
-  return { start, end };
+/** 200 with the blob, or 206 with one range of it. */
+async function sendWhole(res: Response, blobs: BlobService, blob: RepositoryBlob, range: ByteRange | undefined): Promise<void> {
+  const length = range ? range.end - range.start + 1 : blob.size;
+  await streamBody(res, length, Buffer.alloc(0), async (delivery, onFound) => {
+    await blobs.send(blob, res, {
+      range,
+      onFound: () => {
+        onFound();
+        setBlobHeaders(res, blob);
+        res.set('Content-Length', String(length));
+        if (range) res.status(206).set('Content-Range', contentRange(range, blob.size));
+        else res.status(200);
+      },
+      onBytes: (bytes) => (delivery.sent += bytes),
+    });
+  });
 }
 
-function unsatisfiable(size: number): RegistryError {
-  return new RegistryError('RANGE_INVALID', `range not satisfiable for a blob of ${size} bytes`, { size }, {
-    headers: { 'Content-Range': `bytes */${size}` },
+/**
+ * 206 multipart/byteranges: each part streamed through the blob store with its own range
+ * (the blob is never held in memory), its delimiter written once the store found the blob.
+ */
+async function sendParts(res: Response, blobs: BlobService, blob: RepositoryBlob, ranges: ByteRange[]): Promise<void> {
+  const layout = multipartLayout(ranges, blob.size, BLOB_CONTENT_TYPE);
+  await streamBody(res, layout.contentLength, layout.tail, async (delivery, onFound) => {
+    for (const [index, part] of layout.parts.entries()) {
+      await blobs.send(blob, res, {
+        range: part.range,
+        onFound: () => {
+          if (index === 0) {
+            onFound();
+            setBlobHeaders(res, blob);
+            res.status(206).set({ 'Content-Type': layout.contentType, 'Content-Length': String(layout.contentLength) });
+          }
+          res.write(part.head);
+          delivery.sent += part.head.length;
+        },
+        onBytes: (bytes) => (delivery.sent += bytes),
+      });
+    }
   });
+}
+
+/**
+ * Runs `send` and ends the response with `tail`. Bytes are counted as they go out: a client
+ * that has everything may hang up before the last write reports back, and the request log and
+ * metrics read the same count (BodyDelivery) to call such a response complete. Until the blob
+ * is found an error is still an answer (e.g. damaged in storage); after that the headers may be
+ * gone, so the connection is dropped.
+ */
+async function streamBody(
+  res: Response,
+  expected: number,
+  tail: Buffer,
+  send: (delivery: BodyDelivery, onFound: () => void) => Promise<void>,
+): Promise<void> {
+  const delivery: BodyDelivery = { expected, sent: 0 };
+  res.locals.bodyDelivery = delivery;
+  let found = false;
+  try {
+    await send(delivery, () => (found = true));
+  } catch (error) {
+    if (!found) throw error;
+    res.destroy();
+    return;
+  }
+  delivery.sent += tail.length;
+  res.end(tail);
 }

@@ -133,7 +133,8 @@ function intQuery(req: Request, name: string): number | undefined {
   return Number(value);
 }
 
-function deliveryJson(delivery: Delivery | DeliveryWithAttempts): Record<string, unknown> {
+/** A delivery as the API (and the CLI's --json) shows it: times in ISO 8601. */
+export function deliveryJson(delivery: Delivery | DeliveryWithAttempts): Record<string, unknown> {
   const json: Record<string, unknown> = {
     id: delivery.id,
     subscriptionId: delivery.subscriptionId,
