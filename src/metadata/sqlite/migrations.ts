@@ -254,6 +254,13 @@ const MIGRATIONS: Migration[] = [
   CREATE INDEX tags_by_update ON tags(repository_id, updated_at);
   `,
   },
+  {
+    name: 'browse',
+    sql: `
+  -- Who last pushed a tag (the web interface's tag list): the newest tag event of (repository, tag).
+  CREATE INDEX events_by_tag ON events(repository, tag, seq);
+  `,
+  },
 ];
 
 export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): void {
