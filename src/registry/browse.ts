@@ -18,9 +18,7 @@ import {
   indexPlatforms,
   layersOf,
   parseJsonObject,
-  type DescriptorView,
-  type ImageConfigView,
-  type IndexEntry,
+  type ImageDetails,
   type Platform,
 } from './image-details.js';
 import { visiblePage } from './listings.js';
@@ -63,28 +61,6 @@ export interface TagPage {
   /** Tags matching the filter, on every page. */
   total: number;
   next: string | null;
-}
-
-export interface ImageDetails {
-  repository: string;
-  digest: string;
-  mediaType: string;
-  kind: 'index' | 'image' | 'artifact';
-  artifactType: string | null;
-  /** The manifest's own bytes, and what pulling it downloads. */
-  size: number;
-  totalSize: number;
-  tags: string[];
-  subject: string | null;
-  annotations: Record<string, string> | null;
-  /** Index only: its entries with platforms. */
-  manifests: IndexEntry[];
-  /** Image or artifact: its layers (blobs), compressed sizes. */
-  layers: DescriptorView[];
-  config: (DescriptorView & { image: ImageConfigView | null }) | null;
-  referrers: DescriptorView[];
-  /** The manifest as stored. */
-  raw: string;
 }
 
 export interface PageQuery {

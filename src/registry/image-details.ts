@@ -60,6 +60,29 @@ export interface ImageConfigView {
   history: HistoryEntry[];
 }
 
+/** One manifest of a repository as the image page shows it (GET /api/v1/repositories/<name>/_images/<reference>). */
+export interface ImageDetails {
+  repository: string;
+  digest: string;
+  mediaType: string;
+  kind: 'index' | 'image' | 'artifact';
+  artifactType: string | null;
+  /** The manifest's own bytes, and what pulling it downloads. */
+  size: number;
+  totalSize: number;
+  tags: string[];
+  subject: string | null;
+  annotations: Record<string, string> | null;
+  /** Index only: its entries with platforms. */
+  manifests: IndexEntry[];
+  /** Image or artifact: its layers (blobs), compressed sizes. */
+  layers: DescriptorView[];
+  config: (DescriptorView & { image: ImageConfigView | null }) | null;
+  referrers: DescriptorView[];
+  /** The manifest as stored. */
+  raw: string;
+}
+
 /** Media types of image configs (docker's and OCI's); an artifact's config is something else. */
 export const IMAGE_CONFIG_TYPES = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
 
@@ -78,9 +101,9 @@ function stringMap(value: unknown): Record<string, string> | null {
 }
 
 /** Parses JSON bytes into an object, or null when they are not a JSON object. */
-export function parseJsonObject(bytes: Buffer | string): Json | null {
+export function parseJsonObject(bytes: Uint8Array | string): Json | null {
   try {
-    const parsed: unknown = JSON.parse(bytes.toString());
+    const parsed: unknown = JSON.parse(typeof bytes === 'string' ? bytes : new TextDecoder().decode(bytes));
     return isObject(parsed) ? parsed : null;
   } catch {
     return null;

@@ -40,8 +40,9 @@ const securityHeaders: RequestHandler = (_req, res, next) => {
 
 export function registerUiRoutes(router: Router, assetsDir: string = DEFAULT_UI_ASSETS): void {
   const index = path.join(assetsDir, 'index.html');
-  router.get('/', (_req, res) => res.redirect(302, `${UI_PATH}/`));
-  router.get(UI_PATH, (_req, res) => res.redirect(301, `${UI_PATH}/`));
+  router.get(/^\/$/, (_req, res) => res.redirect(302, `${UI_PATH}/`));
+  // A RegExp: a string path would also match `/ui/` on a non-strict router, and redirect it to itself.
+  router.get(new RegExp(`^${UI_PATH}$`), (_req, res) => res.redirect(301, `${UI_PATH}/`));
   router.use(
     `${UI_PATH}/assets`,
     securityHeaders,
