@@ -28,7 +28,7 @@ export interface StoredTag {
 
 export interface TagPageRequest {
   order: IndexedTagOrder;
-  /** Case-insensitive substring the tag name must contain. */
+  /** Substring the tag name must contain (tag names are case-sensitive). */
   search?: string;
   /** The last tag of the previous page (its name, and for `pushed` its push time). */
   after?: { name: string; pushedAt: number };
@@ -53,16 +53,21 @@ export interface TagPush {
 }
 
 export interface BrowseStore {
-  /** Repository names after `after` in lexical order, those containing `search` (case-insensitive) only. */
+  /** Repository names after `after` in lexical order, those containing `search` only (names are lowercase; so is the search). */
   repositoryNames(page: { search?: string; after?: string; limit: number }): Promise<string[]>;
   /** Summaries of these repositories (those that exist), in the order given. */
   repositorySummaries(names: string[]): Promise<RepositorySummary[]>;
-  /** How many tags of the repository contain `search` (all without it). */
+  /**
+   * A number that changes whenever the repository's tags do (its newest outbox event: every tag
+   * change records one in the same transaction), so derived orders and counts can be cached.
+   */
+  tagsVersion(repository: string): Promise<number>;
+  /** How many tags of the repository contain `search` (case-sensitive; all without it). */
   countTags(repository: string, search?: string): Promise<number>;
   /** A page of tags: `name` in lexical order, `pushed` newest first (ties by name, descending). */
   tagPage(repository: string, page: TagPageRequest): Promise<StoredTag[]>;
-  /** Every tag containing `search`, unordered (for orders no index serves, such as semver). */
-  allTags(repository: string, search?: string): Promise<StoredTag[]>;
+  /** The names of every tag containing `search`, unordered (for orders no index serves, such as semver). */
+  tagNames(repository: string, search?: string): Promise<string[]>;
   /** These tags of the repository (those that exist). */
   tagsByName(repository: string, names: string[]): Promise<StoredTag[]>;
   /** Tags of the repository pointing at the digest, in lexical order. */

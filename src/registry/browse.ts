@@ -22,6 +22,7 @@ import {
   type Platform,
 } from './image-details.js';
 import { visiblePage } from './listings.js';
+import { SEMVER } from './patterns.js';
 import type { Actor, BlobStore, MetadataStore } from './ports.js';
 import { isValidTag, parseManifestReference } from './references.js';
 
@@ -69,9 +70,19 @@ export interface PageQuery {
   search?: string;
 }
 
+/** Derived from a repository's tags, valid while its tag version (newest outbox event) is unchanged. */
+interface Derived<T> {
+  version: number;
+  value: T;
+}
+
 export class BrowseService {
   /** Image platforms by config digest: content-addressed, so never stale. */
   private readonly configPlatforms = new BoundedMap<string, Platform | null>(10_000);
+  /** Tag counts by repository and search. */
+  private readonly counts = new BoundedMap<string, Derived<number>>(1_000);
+  /** Tag names in semver order by repository and search (100,000 names are a few MB: few are kept). */
+  private readonly semverOrders = new BoundedMap<string, Derived<string[]>>(8);
 
   constructor(
     private readonly metadata: MetadataStore,
@@ -98,9 +109,11 @@ export class BrowseService {
     if (!(await this.metadata.repositoryExists(repository))) throw unknownRepository(repository);
     const size = this.pageSize(query.n);
     const sort = query.sort ?? 'pushed';
+    const version = await this.browse.tagsVersion(repository);
+    const cacheKey = `${repository}\n${query.search ?? ''}`;
     const [total, rows] = await Promise.all([
-      this.browse.countTags(repository, query.search),
-      sort === 'semver' ? this.semverPage(repository, query, size + 1) : this.indexedPage(repository, sort, query, size + 1),
+      derived(this.counts, cacheKey, version, () => this.browse.countTags(repository, query.search)),
+      sort === 'semver' ? this.semverPage(repository, query, size + 1, cacheKey, version) : this.indexedPage(repository, sort, query, size + 1),
     ]);
     const page = rows.slice(0, size);
     const last = page[page.length - 1];
@@ -155,21 +168,21 @@ export class BrowseService {
 
   /**
    * Highest version first, then tags that are no version by name. No index orders versions,
-   * so the repository's (filtered) tag names are read and sorted: 100,000 tags take tens of ms.
+   * so the repository's (filtered) tag names are read and sorted once per change of its tags
+   * (100,000 in a few hundred ms), and pages are cut from that order until the next change.
    */
-  private async semverPage(repository: string, query: PageQuery, limit: number): Promise<StoredTag[]> {
-    const tags = await this.browse.allTags(repository, query.search);
-    const keyed = tags.map((tag) => ({ tag, version: semver.parse(tag.name) }));
-    keyed.sort((a, b) => bySemver(a.version, a.tag.name, b.version, b.tag.name));
+  private async semverPage(repository: string, query: PageQuery, limit: number, cacheKey: string, version: number): Promise<StoredTag[]> {
+    const names = await derived(this.semverOrders, cacheKey, version, async () => semverOrder(await this.browse.tagNames(repository, query.search)));
     let start = 0;
     if (query.last !== undefined) {
-      const last = query.last;
-      const version = semver.parse(last);
       // The first entry sorting after the cursor, so a cursor tag deleted meanwhile still places the page.
-      start = keyed.findIndex((entry) => bySemver(version, last, entry.version, entry.tag.name) < 0);
+      const cursor = versionKey(query.last);
+      start = names.findIndex((name) => compareVersionKeys(cursor, versionKey(name)) < 0);
       if (start < 0) return [];
     }
-    return keyed.slice(start, start + limit).map((entry) => entry.tag);
+    const page = names.slice(start, start + limit);
+    const rows = new Map((await this.browse.tagsByName(repository, page)).map((tag) => [tag.name, tag]));
+    return page.flatMap((name) => rows.get(name) ?? []);
   }
 
   private async describeTags(repository: string, tags: StoredTag[]): Promise<TagView[]> {
@@ -225,12 +238,45 @@ export class BrowseService {
   }
 }
 
-/** Versions (highest first) before everything else; others by name. */
-function bySemver(a: semver.SemVer | null, aName: string, b: semver.SemVer | null, bName: string): number {
-  if (a && b) return semver.rcompare(a, b) || (aName < bName ? -1 : aName > bName ? 1 : 0);
-  if (a) return -1;
-  if (b) return 1;
-  return aName < bName ? -1 : aName > bName ? 1 : 0;
+/** What a repository's tags derive, recomputed when the tags changed since it was cached. */
+async function derived<T>(cache: BoundedMap<string, Derived<T>>, key: string, version: number, compute: () => Promise<T>): Promise<T> {
+  const cached = cache.get(key);
+  if (cached && cached.version === version) return cached.value;
+  const value = await compute();
+  cache.set(key, { version, value });
+  return value;
+}
+
+interface VersionKey {
+  name: string;
+  /** Null for a tag that is no semantic version. */
+  version: { major: number; minor: number; patch: number; pre: string | undefined } | null;
+}
+
+function versionKey(name: string): VersionKey {
+  const match = SEMVER.exec(name);
+  return { name, version: match ? { major: Number(match[1]), minor: Number(match[2]), patch: Number(match[3]), pre: match[4] } : null };
+}
+
+const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Versions (highest first, in SemVer precedence) before every other tag, those by name. Main
+ * versions compare as numbers; pre-releases of one version (rare) by semver's own rule, so
+ * 100,000 keys sort in tens of ms.
+ */
+function compareVersionKeys(a: VersionKey, b: VersionKey): number {
+  const [x, y] = [a.version, b.version];
+  if (!x || !y) return x ? -1 : y ? 1 : byName(a.name, b.name);
+  const main = y.major - x.major || y.minor - x.minor || y.patch - x.patch;
+  if (main) return main;
+  if (x.pre === undefined || y.pre === undefined) return x.pre === y.pre ? byName(a.name, b.name) : x.pre === undefined ? -1 : 1;
+  return semver.compare(`0.0.0-${y.pre}`, `0.0.0-${x.pre}`) || byName(a.name, b.name);
+}
+
+/** Tag names in the semver sort of the tag list. */
+export function semverOrder(names: string[]): string[] {
+  return names.map(versionKey).sort(compareVersionKeys).map((key) => key.name);
 }
 
 /** The `last` of a tag page: a tag name, or `<push time ms>:<name>` in push order. */

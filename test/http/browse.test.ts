@@ -185,6 +185,20 @@ describe('browsing API', () => {
     assert.equal(second.body.next, null);
   });
 
+  it('keeps the semver order and the count current as tags come and go', async () => {
+    const names = async () => {
+      const res = await request(t.app).get('/api/v1/repositories/team/app/_tags?sort=semver&n=3').expect(200);
+      return { names: (res.body.tags as TagJson[]).map((tag) => tag.name), total: res.body.total as number };
+    };
+    assert.deepEqual(await names(), { names: ['2.0.0-rc.1', '1.10.0', 'v1.9.0'], total: 10 });
+    await pushManifest(t.app, 'team/app', '3.0.0', JSON.parse(JSON.stringify(imageManifest(v1.config, v1.layers))));
+    assert.deepEqual(await names(), { names: ['3.0.0', '2.0.0-rc.1', '1.10.0'], total: 11 });
+    await request(t.app).delete('/v2/team/app/manifests/3.0.0').expect(202);
+    await request(t.app).delete('/v2/team/app/manifests/2.0.0-rc.1').expect(202);
+    assert.deepEqual(await names(), { names: ['1.10.0', 'v1.9.0', '1.2.0'], total: 9 });
+    await pushSeededImage(t, 'team/app', '2.0.0-rc.1', '2.0.0-rc.1');
+  });
+
   it('refuses an unknown sort, a malformed cursor and an unknown repository', async () => {
     assertError(await request(t.app).get('/api/v1/repositories/team/app/_tags?sort=size'), 400, 'INVALID_REQUEST');
     assertError(await request(t.app).get('/api/v1/repositories/team/app/_tags?sort=pushed&last=yesterday'), 400, 'INVALID_REQUEST');

@@ -2,7 +2,9 @@
  * The SQLite BrowseStore: the reads of the web interface and the browsing API. Every page is
  * an index range scan (repositories by name; tags by (repository, name) or by the
  * `tags_by_update` index, whose entries end with the tag name, so push order is keyset-paged
- * too); pushers are the newest tag event of (repository, tag) through `events_by_tag`.
+ * too); pushers are the newest tag event of (repository, tag) through `events_by_tag`, and a
+ * repository's tag version its newest event through `events_by_repository`. Searches are
+ * substrings (instr, no pattern characters to escape).
  */
 import type Database from 'better-sqlite3';
 import type { BrowseStore, ManifestSummary, RepositorySummary, StoredTag, TagPageRequest, TagPush } from '../../registry/browse-store.js';
@@ -13,11 +15,6 @@ interface TagRow {
   name: string;
   digest: string;
   updated_at: number;
-}
-
-/** `%text%` for LIKE, with the wildcards inside the text escaped (ESCAPE '\'). */
-function containing(search: string | undefined): string {
-  return `%${(search ?? '').replace(/[\\%_]/g, '\\$&')}%`;
 }
 
 const toTag = (row: TagRow): StoredTag => ({ name: row.name, digest: row.digest, pushedAt: row.updated_at });
@@ -31,7 +28,7 @@ export class SqliteBrowseStore implements BrowseStore {
 
   async repositoryNames(page: { search?: string; after?: string; limit: number }): Promise<string[]> {
     if (!page.search) return this.statements.repositoryNames.all(page.after ?? '', page.limit) as string[];
-    return this.statements.repositoryNamesContaining.all(page.after ?? '', containing(page.search), page.limit) as string[];
+    return this.statements.repositoryNamesContaining.all(page.after ?? '', page.search.toLowerCase(), page.limit) as string[];
   }
 
   async repositorySummaries(names: string[]): Promise<RepositorySummary[]> {
@@ -45,23 +42,30 @@ export class SqliteBrowseStore implements BrowseStore {
     return summaries;
   }
 
+  async tagsVersion(repository: string): Promise<number> {
+    return (this.statements.latestEvent.get(repository) as number | null) ?? 0;
+  }
+
   async countTags(repository: string, search?: string): Promise<number> {
-    return this.statements.countTags.get(repository, containing(search)) as number;
+    return (search ? this.statements.countTagsContaining.get(repository, search) : this.statements.countTags.get(repository)) as number;
   }
 
   async tagPage(repository: string, page: TagPageRequest): Promise<StoredTag[]> {
-    const search = containing(page.search);
-    const rows =
-      page.order === 'name'
-        ? this.statements.tagsByName.all(repository, page.after?.name ?? '', search, page.limit)
-        : page.after
-          ? this.statements.tagsByPushAfter.all(repository, page.after.pushedAt, page.after.name, search, page.limit)
-          : this.statements.tagsByPush.all(repository, search, page.limit);
-    return (rows as TagRow[]).map(toTag);
+    const search = page.search ?? '';
+    if (page.order === 'name') return (this.statements.tagsByName.all(repository, page.after?.name ?? '', search, page.limit) as TagRow[]).map(toTag);
+    // Push order walks tags_by_update, which holds (updated_at, name) but not the digest: the
+    // page's keys come from the index alone (no row read per tag skipped), then its rows by name.
+    const keys = (
+      page.after
+        ? this.statements.tagKeysByPushAfter.all(repository, page.after.pushedAt, page.after.name, search, page.limit)
+        : this.statements.tagKeysByPush.all(repository, search, page.limit)
+    ) as string[];
+    const rows = new Map((await this.tagsByName(repository, keys)).map((tag) => [tag.name, tag]));
+    return keys.flatMap((name) => rows.get(name) ?? []);
   }
 
-  async allTags(repository: string, search?: string): Promise<StoredTag[]> {
-    return (this.statements.allTags.all(repository, containing(search)) as TagRow[]).map(toTag);
+  async tagNames(repository: string, search?: string): Promise<string[]> {
+    return this.statements.tagNames.all(repository, search ?? '') as string[];
   }
 
   async tagsByName(repository: string, names: string[]): Promise<StoredTag[]> {
@@ -100,24 +104,29 @@ function prepareStatements(db: Database.Database) {
   return {
     repositoryId: db.prepare('SELECT id FROM repositories WHERE name = ?').pluck(),
     repositoryNames: db.prepare('SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?').pluck(),
-    repositoryNamesContaining: db.prepare(`SELECT name FROM repositories WHERE name > ? AND name LIKE ? ESCAPE '\\' ORDER BY name LIMIT ?`).pluck(),
+    repositoryNamesContaining: db.prepare('SELECT name FROM repositories WHERE name > ? AND instr(name, ?) > 0 ORDER BY name LIMIT ?').pluck(),
     tagStats: db.prepare('SELECT COUNT(*) AS count, MAX(updated_at) AS last FROM tags WHERE repository_id = ?'),
     storedBytes: db.prepare(REPOSITORY_STORED_BYTES_SQL).pluck(),
-    countTags: db.prepare(`SELECT COUNT(*) FROM tags WHERE repository_id = ${REPOSITORY} AND name LIKE ? ESCAPE '\\'`).pluck(),
+    latestEvent: db.prepare('SELECT MAX(seq) FROM events WHERE repository = ?').pluck(),
+    countTags: db.prepare(`SELECT COUNT(*) FROM tags WHERE repository_id = ${REPOSITORY}`).pluck(),
+    countTagsContaining: db.prepare(`SELECT COUNT(*) FROM tags WHERE repository_id = ${REPOSITORY} AND instr(name, ?) > 0`).pluck(),
+    // instr(name, '') is 1: an empty search matches every tag.
     tagsByName: db.prepare(
-      `SELECT name, digest, updated_at FROM tags WHERE repository_id = ${REPOSITORY} AND name > ? AND name LIKE ? ESCAPE '\\'
-       ORDER BY name LIMIT ?`,
+      `SELECT name, digest, updated_at FROM tags WHERE repository_id = ${REPOSITORY} AND name > ? AND instr(name, ?) > 0 ORDER BY name LIMIT ?`,
     ),
-    tagsByPush: db.prepare(
-      `SELECT name, digest, updated_at FROM tags INDEXED BY tags_by_update WHERE repository_id = ${REPOSITORY} AND name LIKE ? ESCAPE '\\'
-       ORDER BY updated_at DESC, name DESC LIMIT ?`,
-    ),
-    tagsByPushAfter: db.prepare(
-      `SELECT name, digest, updated_at FROM tags INDEXED BY tags_by_update WHERE repository_id = ${REPOSITORY}
-       AND (updated_at, name) < (?, ?) AND name LIKE ? ESCAPE '\\'
-       ORDER BY updated_at DESC, name DESC LIMIT ?`,
-    ),
-    allTags: db.prepare(`SELECT name, digest, updated_at FROM tags WHERE repository_id = ${REPOSITORY} AND name LIKE ? ESCAPE '\\'`),
+    tagKeysByPush: db
+      .prepare(
+        `SELECT name FROM tags INDEXED BY tags_by_update WHERE repository_id = ${REPOSITORY} AND instr(name, ?) > 0
+         ORDER BY updated_at DESC, name DESC LIMIT ?`,
+      )
+      .pluck(),
+    tagKeysByPushAfter: db
+      .prepare(
+        `SELECT name FROM tags INDEXED BY tags_by_update WHERE repository_id = ${REPOSITORY}
+         AND (updated_at, name) < (?, ?) AND instr(name, ?) > 0 ORDER BY updated_at DESC, name DESC LIMIT ?`,
+      )
+      .pluck(),
+    tagNames: db.prepare(`SELECT name FROM tags WHERE repository_id = ${REPOSITORY} AND instr(name, ?) > 0`).pluck(),
     namedTags: db.prepare(
       `SELECT name, digest, updated_at FROM tags WHERE repository_id = ${REPOSITORY} AND name IN (SELECT value FROM json_each(?))`,
     ),

@@ -259,6 +259,8 @@ const MIGRATIONS: Migration[] = [
     sql: `
   -- Who last pushed a tag (the web interface's tag list): the newest tag event of (repository, tag).
   CREATE INDEX events_by_tag ON events(repository, tag, seq);
+  -- A repository's latest event: what its cached tag orders and counts are checked against.
+  CREATE INDEX events_by_repository ON events(repository, seq);
   `,
   },
 ];
