@@ -207,7 +207,7 @@ describe('web interface in headless Chromium', { skip: missing.length ? `${missi
     await page.locator('tr[data-tag="latest"]').getByRole('button', { name: 'Delete tag latest' }).click();
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
-    assert.match(await dialog.innerText(), /still tagged 1\.0\.0/);
+    assert.match(await dialog.innerText(), /stays, still tagged 1\.0\.0\./);
     await shot('delete-confirmation');
     await dialog.getByRole('button', { name: 'Delete tag' }).click();
     await page.getByText('Tag latest deleted.').waitFor();

@@ -103,13 +103,13 @@ export function RepositoryPage() {
         confirm: 'Delete tag',
         body: (
           <p>
-            Only the tag goes. The image {shortDigest(tag.digest)} stays{' '}
+            Only the tag goes. The image {shortDigest(tag.digest)}{' '}
             {others.length ? (
               <>
-                , still tagged <strong>{others.join(', ')}</strong>.
+                stays, still tagged <strong>{others.join(', ')}</strong>.
               </>
             ) : (
-              'without a tag (garbage collection may then remove it).'
+              'stays without a tag (garbage collection may then remove it).'
             )}
           </p>
         ),

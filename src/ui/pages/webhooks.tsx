@@ -18,8 +18,12 @@ interface Subscription {
   tags: string[];
   format: string;
   active: boolean;
+  /** Where the registry tells pausing (events queued) from disabling (events dropped); `active` alone otherwise. */
+  state?: 'active' | 'paused' | 'disabled';
   source: 'api' | 'config';
 }
+
+const stateOf = (subscription: Subscription) => subscription.state ?? (subscription.active ? 'active' : 'paused');
 
 interface Delivery {
   id: number;
@@ -318,7 +322,7 @@ export function WebhooksPage() {
                 {subscription.tags.length > 0 && ` · tags ${subscription.tags.join(', ')}`}
               </td>
               <td>
-                <span class={`badge ${subscription.active ? 'state-delivered' : 'state-paused'}`}>{subscription.active ? 'active' : 'paused'}</span>
+                <span class={`badge state-${stateOf(subscription)}`}>{stateOf(subscription)}</span>
               </td>
               <td class="row-actions">
                 <button type="button" onClick={() => select(subscription.id)} aria-label={`Deliveries of ${subscription.id}`}>
@@ -341,11 +345,20 @@ export function WebhooksPage() {
                   <>
                     <button
                       type="button"
-                      onClick={() => change(subscription, { active: !subscription.active }, `${subscription.id} ${subscription.active ? 'paused' : 'resumed'}.`)}
+                      onClick={() => change(subscription, { active: !subscription.active }, subscription.active ? `${subscription.id} paused: events wait until it is resumed.` : `${subscription.id} resumed.`)}
                       aria-label={`${subscription.active ? 'Pause' : 'Resume'} ${subscription.id}`}
                     >
                       {subscription.active ? 'Pause' : 'Resume'}
                     </button>
+                    {subscription.state === 'active' && (
+                      <button
+                        type="button"
+                        onClick={() => change(subscription, { state: 'disabled' }, `${subscription.id} disabled: events are dropped until it is resumed.`)}
+                        aria-label={`Disable ${subscription.id}`}
+                      >
+                        Disable
+                      </button>
+                    )}
                     <button type="button" onClick={() => setForm({ editing: subscription })} aria-label={`Edit ${subscription.id}`}>
                       Edit
                     </button>
