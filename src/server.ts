@@ -17,6 +17,7 @@ import type { AccountStore } from './auth/accounts.js';
 import { openMetadataBackend } from './metadata/backend.js';
 import { writableDirectoryCheck, type ReadinessCheck } from './observability/health.js';
 import { startHttpServer, type ServingState } from './serving.js';
+import { BrowseService } from './registry/browse.js';
 import { gcSummary } from './registry/gc.js';
 import { createLifecycle, type Lifecycle } from './registry/lifecycle.js';
 import type { BlobStore, MetadataStore } from './registry/ports.js';
@@ -113,6 +114,12 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
     auth: auth && createHttpAuth(auth, { publicUrl: config.http.publicUrl }),
     webhooks,
     lifecycle,
+    browse: new BrowseService(registry.metadata, store, backend.browse, {
+      defaultPageSize: config.api.catalogPageSize,
+      maxPageSize: Math.min(config.api.maxPageSize, 1000),
+      maxConfigBytes: config.api.maxManifestBytes,
+    }),
+    ui: config.ui.enabled ? { assetsDir: config.ui.assetsDir } : undefined,
     operations: {
       metrics: {
         ...config.metrics,

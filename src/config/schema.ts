@@ -7,6 +7,7 @@ import { authConfigSchema } from '../auth/config.js';
 import { webhooksConfigSchema } from '../webhooks/config.js';
 import { lifecycleConfigSchema } from './lifecycle.js';
 import { httpOperationsShape, importConfigSchema, metricsConfigSchema } from './operations.js';
+import { uiConfigSchema } from './ui.js';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:/]*):(\d{1,5})$/;
 const MiB = 1024 * 1024;
@@ -68,6 +69,7 @@ export const configSchema = z
       .prefault({}),
     metrics: metricsConfigSchema,
     import: importConfigSchema,
+    ui: uiConfigSchema,
   })
   .strict()
   .superRefine((config, ctx) => {

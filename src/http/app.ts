@@ -10,6 +10,7 @@ import type { TrustProxySetting } from '../config/operations.js';
 import type { ImageExporter } from '../transfer/export.js';
 import type { ImageImporter } from '../transfer/import.js';
 import { isRegistryError, RegistryError } from '../registry/errors.js';
+import type { BrowseService } from '../registry/browse.js';
 import type { Lifecycle } from '../registry/lifecycle.js';
 import type { Registry } from '../registry/registry.js';
 import type { WebhookService } from '../webhooks/service.js';
@@ -20,11 +21,13 @@ import { observePulls } from './pull-events.js';
 import { allowedMethods, matchEndpoint } from './endpoints.js';
 import { registerBaseRoutes } from './routes/base.js';
 import { registerBlobRoutes } from './routes/blobs.js';
+import { browseAccess, registerBrowseRoutes } from './routes/browse.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerLifecycleAdminRoutes } from './routes/lifecycle-admin.js';
 import { registerListingRoutes } from './routes/listings.js';
 import { registerManifestRoutes } from './routes/manifests.js';
 import { registerTransferAdminRoutes } from './routes/transfer-admin.js';
+import { registerUiRoutes } from './routes/ui.js';
 import { registerUploadRoutes } from './routes/uploads.js';
 import { registerWebhookAdminRoutes } from './routes/webhooks-admin.js';
 
@@ -56,10 +59,14 @@ export interface AppDependencies {
   webhooks?: WebhookService;
   /** Garbage collection, usage and fsck: the /api/v1/gc, /usage and /fsck admin API (behind auth's admin guard). */
   lifecycle?: Lifecycle;
+  /** The browsing API under /api/v1/repositories (checked like /v2). */
+  browse?: BrowseService;
+  /** The web interface under /ui/ (absent: not served); `assetsDir` defaults to this installation's dist/ui. */
+  ui?: { assetsDir?: string };
   operations?: OperationsDependencies;
 }
 
-export function createApp({ registry, logger, auth, authenticate = auth?.authenticate, webhooks, lifecycle, operations = {} }: AppDependencies): Express {
+export function createApp({ registry, logger, auth, authenticate = auth?.authenticate, webhooks, lifecycle, browse, ui, operations = {} }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -98,6 +105,8 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
   if (webhooks) registerWebhookAdminRoutes(app, webhooks, adminGuard);
   if (lifecycle) registerLifecycleAdminRoutes(app, lifecycle, adminGuard);
   if (operations.transfer) registerTransferAdminRoutes(app, { ...operations.transfer, guard: adminGuard });
+  if (browse) registerBrowseRoutes(app, browse, auth ? auth.authenticateFor(browseAccess) : (_req, _res, next) => next());
+  if (ui) registerUiRoutes(app, ui.assetsDir);
   app.use((req, _res, next) => next(new RegistryError('NOT_FOUND', `no such resource: ${req.method} ${req.path}`)));
   app.use(errorHandler(logger));
   return app;

@@ -4,7 +4,7 @@
  * spec's challenge), `requireAdmin` for the admin APIs, and the auth routes (/auth/token,
  * /api/v1/users, /api/v1/robots) bundled for createApp.
  */
-import express, { type RequestHandler, type Router } from 'express';
+import express, { type Request, type RequestHandler, type Router } from 'express';
 import { accessDetail, basicChallenge, bearerChallenge } from '../auth/challenge.js';
 import { actorOf, type Principal } from '../auth/principals.js';
 import { accessAllows, ADMIN_SCOPE } from '../auth/scopes.js';
@@ -15,12 +15,14 @@ import { UNRESTRICTED_ACCESS, type RepositoryAccess } from '../registry/ports.js
 import { registerAccountRoutes } from './routes/admin-accounts.js';
 import { registerTokenRoutes } from './routes/token.js';
 import { authorization, basicCredentials, clientAddress, throttledError, type RealmResolver } from './credentials.js';
-import { requiredAccess } from './required-access.js';
+import { requiredAccess, type RequiredAccess } from './required-access.js';
 import type { CallerContext } from './wire.js';
 
 /** What createApp needs from auth: the /v2 guard, the admin guard, and auth's own routes. */
 export interface HttpAuth {
   authenticate: RequestHandler;
+  /** The /v2 guard for other read APIs: the same tokens and checks, for the access `required` names. */
+  authenticateFor(required: (req: Request) => RequiredAccess): RequestHandler;
   requireAdmin: RequestHandler;
   routes: Router;
 }
@@ -36,7 +38,12 @@ export function createHttpAuth(auth: AuthService, options: HttpAuthOptions = {})
   const routes = express.Router({ caseSensitive: true, strict: true });
   if (auth.tokens.issuing) registerTokenRoutes(routes, auth, realm);
   registerAccountRoutes(routes, auth, requireAdmin);
-  return { authenticate: createAuthenticate(auth, realm), requireAdmin, routes };
+  return {
+    authenticate: createAuthenticate(auth, realm, (req) => requiredAccess(req.method, req.path)),
+    authenticateFor: (required) => createAuthenticate(auth, realm, required),
+    requireAdmin,
+    routes,
+  };
 }
 
 function realmResolver(auth: AuthService, publicUrl: string | undefined): RealmResolver {
@@ -83,9 +90,9 @@ async function authorizeToken(auth: AuthService, verified: VerifiedToken): Promi
   };
 }
 
-function createAuthenticate(auth: AuthService, realm: RealmResolver): RequestHandler {
+function createAuthenticate(auth: AuthService, realm: RealmResolver, requiredFor: (req: Request) => RequiredAccess): RequestHandler {
   return async (req, res, next) => {
-    const required = requiredAccess(req.method, req.path);
+    const required = requiredFor(req);
     const scope = required.kind === 'scope' ? required.scope : undefined;
     const address = clientAddress(req);
     const unauthorized = (error?: 'invalid_token' | 'insufficient_scope') =>

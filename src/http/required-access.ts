@@ -32,7 +32,8 @@ export function requiredAccess(method: string, path: string): RequiredAccess {
   return { kind: 'scope', scope: { type: 'repository', name, actions: actions(method) } };
 }
 
-function decodeParam(raw: string): string | null {
+/** A path capture decoded as the router decodes it; null when it cannot be. */
+export function decodeParam(raw: string): string | null {
   try {
     return decodeURIComponent(raw);
   } catch {

@@ -6,6 +6,7 @@
  */
 import type { AccountStore } from '../auth/accounts.js';
 import type { Config } from '../config/schema.js';
+import type { BrowseStore } from '../registry/browse-store.js';
 import type { LifecycleStore } from '../registry/lifecycle-store.js';
 import type { MetadataStore } from '../registry/ports.js';
 import type { WebhookStore } from '../webhooks/store.js';
@@ -32,6 +33,8 @@ export interface MetadataBackend {
   readonly accounts: AccountStore;
   /** Webhook subscriptions, deliveries, attempts and the outbox cursor. */
   readonly webhooks: WebhookStore;
+  /** The reads of the web interface and the browsing API (repository summaries, tag pages). */
+  readonly browse: BrowseStore;
   inventory(): Promise<Inventory>;
   close(): Promise<void>;
 }

@@ -40,6 +40,7 @@ export class GcScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
+  private dueAt: number | null = null;
 
   constructor(
     private readonly gc: GarbageCollector,
@@ -60,6 +61,11 @@ export class GcScheduler {
     this.schedule(Math.max(due, Math.min(interval, 60_000)));
   }
 
+  /** When the next scheduled collection starts (ms since the epoch); null when none is scheduled or one is running. */
+  nextRunAt(): number | null {
+    return this.stopped ? null : this.dueAt;
+  }
+
   /** Cancels the schedule and waits for a collection in progress to end. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -70,7 +76,9 @@ export class GcScheduler {
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
+    this.dueAt = this.clock() + delayMs;
     this.timer = setTimeout(() => {
+      this.dueAt = null;
       this.running = this.gc
         .run({ trigger: 'schedule' })
         .then((report) => this.listener.onReport(report), (error: unknown) => this.listener.onError(error))
@@ -90,16 +98,20 @@ export interface Lifecycle {
   settings: LifecycleSettings;
   /** A schedule for this lifecycle (started by the server, not by the CLI). */
   scheduler(listener: { onReport(report: GcReport): void; onError(error: unknown): void }): GcScheduler;
+  /** When this process's schedule starts its next collection (ms since the epoch); null: none scheduled. */
+  nextScheduledRun(): number | null;
 }
 
 export function createLifecycle(registry: Registry, store: LifecycleStore, settings: LifecycleSettings, options: LifecycleOptions = {}): Lifecycle {
   const clock = options.clock ?? Date.now;
+  let schedule: GcScheduler | undefined;
   const gc = new GarbageCollector(registry.store, registry.metadata, store, registry.uploads, registry.policies, settings, clock, options.hooks);
   return {
     gc,
     fsck: new Fsck(registry.store, registry.metadata, store, settings.gracePeriodSeconds, clock),
     usage: new UsageService(store),
     settings,
-    scheduler: (listener) => new GcScheduler(gc, store, settings.intervalSeconds, listener, clock),
+    scheduler: (listener) => (schedule = new GcScheduler(gc, store, settings.intervalSeconds, listener, clock)),
+    nextScheduledRun: () => schedule?.nextRunAt() ?? null,
   };
 }

@@ -53,34 +53,7 @@ export class ListingService {
     const requested = query.n ?? this.options.defaultCatalogPageSize;
     const fetch = (limit: number | undefined, after: string | undefined) => this.metadata.listRepositories({ limit, after });
     if (!visible) return this.page(query, requested, fetch);
-    return this.filteredPage(query, Math.min(requested, this.options.maxPageSize), visible, fetch);
-  }
-
-  private async filteredPage(
-    query: PageQuery,
-    size: number,
-    visible: (entry: string) => boolean,
-    fetch: (limit: number, after: string | undefined) => Promise<string[]>,
-  ): Promise<Page> {
-    if (size === 0) return { entries: [], next: null };
-    const batch = Math.min(Math.max(size + 1, FILTER_BATCH_MIN), FILTER_BATCH_MAX);
-    const entries: string[] = [];
-    let after = query.last;
-    for (let scanned = 0; scanned < CATALOG_SCAN_LIMIT; ) {
-      const rows = await fetch(batch, after);
-      scanned += rows.length;
-      for (const row of rows) {
-        if (!visible(row)) continue;
-        // One visible entry beyond the page tells that another page follows.
-        if (entries.length === size) return { entries, next: entries[entries.length - 1]! };
-        entries.push(row);
-      }
-      if (rows.length < batch) return { entries, next: null };
-      after = rows[rows.length - 1];
-    }
-    // Scan budget spent. The cursor may only name a repository the caller can see, so the page
-    // ends at the last visible entry; names past a longer run of hidden ones are not reached.
-    return { entries, next: null };
+    return visiblePage(query.last, Math.min(requested, this.options.maxPageSize), visible, fetch);
   }
 
   private async page(
@@ -96,4 +69,36 @@ export class ListingService {
     const entries = rows.slice(0, size);
     return { entries, next: entries[entries.length - 1] ?? null };
   }
+}
+
+/**
+ * A page of `size` entries that `visible` accepts, after `last`: the index is paged forward
+ * in batches and filtered as it goes, reading at most {@link CATALOG_SCAN_LIMIT} entries.
+ * The cursor only ever names an entry the caller can see.
+ */
+export async function visiblePage<T extends string>(
+  last: string | undefined,
+  size: number,
+  visible: (entry: T) => boolean,
+  fetch: (limit: number, after: string | undefined) => Promise<T[]>,
+): Promise<{ entries: T[]; next: T | null }> {
+  if (size === 0) return { entries: [], next: null };
+  const batch = Math.min(Math.max(size + 1, FILTER_BATCH_MIN), FILTER_BATCH_MAX);
+  const entries: T[] = [];
+  let after = last;
+  for (let scanned = 0; scanned < CATALOG_SCAN_LIMIT; ) {
+    const rows = await fetch(batch, after);
+    scanned += rows.length;
+    for (const row of rows) {
+      if (!visible(row)) continue;
+      // One visible entry beyond the page tells that another page follows.
+      if (entries.length === size) return { entries, next: entries[entries.length - 1]! };
+      entries.push(row);
+    }
+    if (rows.length < batch) return { entries, next: null };
+    after = rows[rows.length - 1];
+  }
+  // Scan budget spent. The cursor may only name an entry the caller can see, so the page
+  // ends at the last visible entry; names past a longer run of hidden ones are not reached.
+  return { entries, next: null };
 }

@@ -10,7 +10,8 @@
 
 export type Matcher = (value: string) => boolean;
 
-const SEMVER =
+/** A semantic version (2.0.0 grammar) with an optional leading `v`: groups major, minor, patch, pre-release, build. */
+export const SEMVER =
   /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 
 export const MAX_PATTERN_LENGTH = 256;

@@ -79,7 +79,15 @@ async function initLayout(dir: string): Promise<void> {
 }
 
 /** Writes an image's layers, config and manifest as blobs of the layout. */
-async function writeImage(dir: string, layers: LayerSpec[], architecture: string): Promise<WrittenManifest> {
+/** What the image config says beyond its layers: run settings (`config`: Env, Healthcheck …), created, history. */
+export interface ImageConfigSpec {
+  architecture?: string;
+  config?: Record<string, unknown>;
+  created?: string;
+  history?: Array<Record<string, unknown>>;
+}
+
+async function writeImage(dir: string, layers: LayerSpec[], spec: ImageConfigSpec): Promise<WrittenManifest> {
   const layerDigests: string[] = [];
   const layerSizes: number[] = [];
   const diffIds: string[] = [];
@@ -92,10 +100,12 @@ async function writeImage(dir: string, layers: LayerSpec[], architecture: string
   }
   const config = Buffer.from(
     JSON.stringify({
-      architecture,
+      ...(spec.created ? { created: spec.created } : {}),
+      architecture: spec.architecture ?? 'amd64',
       os: 'linux',
-      config: {},
+      config: spec.config ?? {},
       rootfs: { type: 'layers', diff_ids: diffIds },
+      ...(spec.history ? { history: spec.history } : {}),
     }),
   );
   const configDigest = await writeBlob(dir, config);
@@ -127,9 +137,9 @@ async function writeLayoutIndex(dir: string, mediaType: string, digest: string, 
 }
 
 /** Writes an OCI layout with one image (tag `latest`) made of the given layers. */
-export async function buildOciImage(dir: string, layers: LayerSpec[], options: { architecture?: string } = {}): Promise<BuiltImage> {
+export async function buildOciImage(dir: string, layers: LayerSpec[], options: ImageConfigSpec = {}): Promise<BuiltImage> {
   await initLayout(dir);
-  const image = await writeImage(dir, layers, options.architecture ?? 'amd64');
+  const image = await writeImage(dir, layers, options);
   await writeLayoutIndex(dir, 'application/vnd.oci.image.manifest.v1+json', image.manifestDigest, image.manifestSize);
   const { manifestDigest, configDigest, layerDigests, layerSizes } = image;
   return { dir, manifestDigest, configDigest, layerDigests, layerSizes };
@@ -158,7 +168,7 @@ export async function buildOciIndex(dir: string, platforms: PlatformSpec[]): Pro
   const images: BuiltIndex['images'] = [];
   const descriptors: object[] = [];
   for (const { architecture, layers } of platforms) {
-    const image = await writeImage(dir, layers, architecture);
+    const image = await writeImage(dir, layers, { architecture });
     const { manifestDigest, configDigest, layerDigests, layerSizes } = image;
     images.push({ dir, architecture, manifestDigest, configDigest, layerDigests, layerSizes });
     descriptors.push({

@@ -2,7 +2,7 @@
  * The lifecycle admin API, every route behind `guard` (who may administer the registry):
  *
  *   POST /api/v1/gc           {"dryRun"?: bool, "gracePeriodSeconds"?: int}  → the collection's report
- *   GET  /api/v1/gc           recent collections (?limit=, ?dryRuns=true to include dry runs)
+ *   GET  /api/v1/gc           recent collections (?limit=, ?dryRuns=true to include dry runs) and the schedule
  *   GET  /api/v1/usage        registry totals and every repository's usage
  *   GET  /api/v1/usage/<name> one repository's usage
  *   POST /api/v1/fsck         {"repair"?: bool, "gracePeriodSeconds"?: int}  → findings (and repairs)
@@ -42,7 +42,9 @@ export function registerLifecycleAdminRoutes(target: IRouter, lifecycle: Lifecyc
   target.get(`${LIFECYCLE_API_PATH}/gc`, guard, async (req, res) => {
     const limit = intQuery(req, 'limit') ?? 20;
     const runs = await lifecycle.gc.history(Math.min(limit, 1000), { includeDryRuns: stringQuery(req, 'dryRuns') === 'true' });
-    res.json({ runs });
+    const next = lifecycle.nextScheduledRun();
+    const schedule = { intervalSeconds: lifecycle.settings.intervalSeconds, nextRunAt: next === null ? null : new Date(next).toISOString() };
+    res.json({ runs, schedule });
   });
 
   target.get(`${LIFECYCLE_API_PATH}/usage`, guard, async (_req, res) => {

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { BackendOptions, MetadataBackend } from '../backend.js';
 import { SqliteAccountStore } from './account-store.js';
+import { SqliteBrowseStore } from './browse-store.js';
 import { createInventoryReader } from './inventory.js';
 import { SqliteLifecycleStore } from './lifecycle-store.js';
 import { SqliteMetadataStore } from './metadata-store.js';
@@ -22,6 +23,7 @@ export function openSqliteBackend(root: string, options: BackendOptions = {}): S
     lifecycle: new SqliteLifecycleStore(metadata.db),
     accounts: new SqliteAccountStore(metadata.db, options.now),
     webhooks: new SqliteWebhookStore(metadata.db),
+    browse: new SqliteBrowseStore(metadata.db),
     inventory: createInventoryReader(metadata.db),
     close: () => metadata.close(),
   };

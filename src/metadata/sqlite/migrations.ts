@@ -254,6 +254,16 @@ const MIGRATIONS: Migration[] = [
   CREATE INDEX tags_by_update ON tags(repository_id, updated_at);
   `,
   },
+  {
+    name: 'browse',
+    sql: `
+  -- Who last pushed a tag (the web interface's tag list): the newest tag event of (repository, tag).
+  CREATE INDEX events_by_tag ON events(repository, tag, seq);
+  -- A repository's latest event: what its cached tag orders and counts are checked against (the
+  -- events timeline needs the same index; whichever migration comes first creates it).
+  CREATE INDEX IF NOT EXISTS events_by_repository ON events(repository, seq);
+  `,
+  },
 ];
 
 export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): void {
