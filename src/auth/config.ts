@@ -77,6 +77,11 @@ export const authConfigSchema = z
         maxFailuresPerAddress: z.number().int().positive().default(20),
         /** The window, in seconds: a failure older than this no longer counts. */
         windowSeconds: z.number().int().positive().default(300),
+        /**
+         * Accounts and addresses tracked at most (about 0.5 KiB each). Locked ones are
+         * never dropped to make room: when all are locked, new ones are refused until some expire.
+         */
+        maxTrackedKeys: z.number().int().min(100).default(50_000),
       })
       .strict()
       .prefault({}),

@@ -13,7 +13,7 @@ import { compilePattern, type RepositoryPattern } from './patterns.js';
 import { ANONYMOUS, parseLogin, USER_NAME, type Principal } from './principals.js';
 import type { ResourceScope } from './scopes.js';
 import { generateSecret, hashSecret, secretMatches, verifyPassword } from './secrets.js';
-import { LoginThrottle } from './throttle.js';
+import { isRefusal, MemoryLoginThrottle, type AttemptOutcome, type LoginKeys, type LoginThrottle } from './throttle.js';
 import { TokenService, type TrustedIssuer } from './tokens.js';
 
 /** Credentials were wrong, expired or revoked. `reason` is for the audit log only. */
@@ -42,6 +42,8 @@ export interface AuthServiceOptions {
   tokens: TokenService;
   logger: Logger;
   now?: () => number;
+  /** Where login attempts are counted; default: in this process's memory. */
+  throttle?: LoginThrottle;
 }
 
 /** Which accounts a credential check accepts: robots only for Basic straight to /v2/. */
@@ -66,7 +68,7 @@ export class AuthService {
     this.tokens = options.tokens;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
-    this.throttle = new LoginThrottle(options.config.throttle, this.now);
+    this.throttle = options.throttle ?? new MemoryLoginThrottle(options.config.throttle, this.now, saturationWarning(this.logger));
     this.publicRepositories = options.config.publicRepositories.map(compilePattern);
   }
 
@@ -76,28 +78,39 @@ export class AuthService {
   }
 
   /**
-   * Checks a login name and password (a robot's secret for `robot+<name>`). Throttled per
-   * account and address; every failure is logged for audit, without the secret.
+   * Checks a login name and password (a robot's secret for `robot+<name>`). The attempt is
+   * reserved against the account and the address before anything is checked, so concurrent
+   * guesses cannot outrun the limits; every failure is logged for audit, without the secret.
    */
   async login(login: string, password: string, address: string, check: PasswordCheck = {}): Promise<Principal> {
     const account = login.slice(0, 128);
-    const keys = { account, address };
-    const wait = this.throttle.retryAfter(keys);
-    if (wait > 0) {
-      this.audit(account, address, 'throttled');
-      throw new LoginThrottled(wait);
+    return this.throttled({ account, address }, () => this.checkPassword(account, password, check));
+  }
+
+  /**
+   * Runs a credential check under the throttle: refused at once (429) when the account or the
+   * address is at its limit, otherwise counted as a failure unless it succeeds.
+   */
+  private async throttled(keys: LoginKeys, check: () => Promise<Principal>): Promise<Principal> {
+    const reservation = await this.throttle.reserve(keys);
+    if (isRefusal(reservation)) {
+      this.audit(keys.account, keys.address, 'throttled');
+      throw new LoginThrottled(reservation.retryAfterSeconds);
     }
+    let outcome: AttemptOutcome = 'released';
     try {
-      const principal = await this.checkPassword(account, password, check);
-      this.throttle.recordSuccess(keys);
-      this.logger.debug({ audit: 'authenticated', account, address }, 'authenticated');
+      const principal = await check();
+      outcome = 'succeeded';
+      this.logger.debug({ audit: 'authenticated', account: keys.account, address: keys.address }, 'authenticated');
       return principal;
     } catch (error) {
       if (error instanceof LoginFailed) {
-        if (error.countsAsFailure) this.throttle.recordFailure(keys);
-        this.audit(account, address, error.reason);
+        if (error.countsAsFailure) outcome = 'failed';
+        this.audit(keys.account, keys.address, error.reason);
       }
       throw error;
+    } finally {
+      await this.throttle.settle(reservation, outcome);
     }
   }
 
@@ -162,21 +175,7 @@ export class AuthService {
 
   /** Redeems a refresh token for its (still valid) account. Throttled and audited like a password. */
   async redeemRefreshToken(token: string, address: string): Promise<Principal> {
-    const keys = { account: null, address };
-    const wait = this.throttle.retryAfter(keys);
-    if (wait > 0) {
-      this.audit(null, address, 'throttled');
-      throw new LoginThrottled(wait);
-    }
-    try {
-      return await this.checkRefreshToken(token);
-    } catch (error) {
-      if (error instanceof LoginFailed) {
-        this.throttle.recordFailure(keys);
-        this.audit(null, address, error.reason);
-      }
-      throw error;
-    }
+    return this.throttled({ account: null, address }, () => this.checkRefreshToken(token));
   }
 
   private async checkRefreshToken(token: string): Promise<Principal> {
@@ -201,6 +200,20 @@ export class AuthService {
   audit(account: string | null, address: string, reason: string): void {
     this.logger.warn({ audit: 'authentication-failed', account, address, reason }, 'authentication failed');
   }
+}
+
+/** Logs, at most once a minute, that the throttle is full of locked keys and refuses new ones. */
+function saturationWarning(logger: Logger): () => void {
+  let last = -Infinity;
+  return () => {
+    const now = Date.now();
+    if (now - last < 60_000) return;
+    last = now;
+    logger.warn(
+      { audit: 'throttle-saturated' },
+      'login throttle is full of locked accounts and addresses (auth.throttle.maxTrackedKeys): logins for ones not yet tracked are refused until some expire; a distributed guessing attack is likely',
+    );
+  };
 }
 
 function userPrincipal(user: UserRecord | null): Principal | null {
