@@ -82,6 +82,10 @@ export const authConfigSchema = z
          * never dropped to make room: when all are locked, new ones are refused until some expire.
          */
         maxTrackedKeys: z.number().int().min(100).default(50_000),
+        /** Password hashes (scrypt) computed at once; libuv's 4 I/O threads are shared with file reads and writes. */
+        maxConcurrentPasswordChecks: z.number().int().min(1).max(16).default(2),
+        /** Logins waiting for a hash slot; beyond this they get 429 at once. */
+        maxQueuedPasswordChecks: z.number().int().min(0).default(32),
       })
       .strict()
       .prefault({}),

@@ -13,6 +13,7 @@ import { compilePattern, type RepositoryPattern } from './patterns.js';
 import { ANONYMOUS, parseLogin, USER_NAME, type Principal } from './principals.js';
 import type { ResourceScope } from './scopes.js';
 import { generateSecret, hashSecret, secretMatches, verifyPassword } from './secrets.js';
+import { PasswordCheckLimiter, PasswordChecksBusy } from './password-checks.js';
 import { isRefusal, MemoryLoginThrottle, type AttemptOutcome, type LoginKeys, type LoginThrottle } from './throttle.js';
 import { TokenService, type TrustedIssuer } from './tokens.js';
 
@@ -28,10 +29,13 @@ export class LoginFailed extends Error {
   }
 }
 
-/** Too many recent failures for this account or address. */
+/** Too many recent failures for this account or address, or (`busy`) too many password checks in progress. */
 export class LoginThrottled extends Error {
-  constructor(readonly retryAfterSeconds: number) {
-    super(`too many failed logins; retry in ${retryAfterSeconds} s`);
+  constructor(
+    readonly retryAfterSeconds: number,
+    readonly busy = false,
+  ) {
+    super(busy ? 'too many password checks in progress' : `too many failed logins; retry in ${retryAfterSeconds} s`);
     this.name = 'LoginThrottled';
   }
 }
@@ -59,6 +63,7 @@ export class AuthService {
   readonly tokens: TokenService;
   readonly throttle: LoginThrottle;
   readonly now: () => number;
+  readonly passwordChecks: PasswordCheckLimiter;
   private readonly logger: Logger;
   private readonly publicRepositories: RepositoryPattern[];
 
@@ -70,6 +75,8 @@ export class AuthService {
     this.now = options.now ?? Date.now;
     this.throttle = options.throttle ?? new MemoryLoginThrottle(options.config.throttle, this.now, saturationWarning(this.logger));
     this.publicRepositories = options.config.publicRepositories.map(compilePattern);
+    const { maxConcurrentPasswordChecks: concurrency, maxQueuedPasswordChecks: maxQueued } = options.config.throttle;
+    this.passwordChecks = new PasswordCheckLimiter({ concurrency, maxQueued });
   }
 
   /** The service name clients ask tokens for (`aud`). */
@@ -108,6 +115,10 @@ export class AuthService {
         if (error.countsAsFailure) outcome = 'failed';
         this.audit(keys.account, keys.address, error.reason);
       }
+      if (error instanceof PasswordChecksBusy) {
+        this.audit(keys.account, keys.address, 'too many password checks in progress');
+        throw new LoginThrottled(1, true);
+      }
       throw error;
     } finally {
       await this.throttle.settle(reservation, outcome);
@@ -126,7 +137,7 @@ export class AuthService {
     if (check.robotsOnly) throw new LoginFailed('user credentials sent as Basic to /v2/, which accepts robot secrets only', false);
     const user = USER_NAME.test(name) ? await this.store.getUser(name) : null;
     // The hash is computed even for unknown users, so timing does not tell which names exist.
-    const ok = await verifyPassword(password, user?.passwordHash ?? null);
+    const ok = await this.passwordChecks.run(() => verifyPassword(password, user?.passwordHash ?? null));
     if (!user || !ok) throw new LoginFailed(user ? 'wrong password' : 'unknown user');
     return userPrincipal(user)!;
   }
