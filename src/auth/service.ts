@@ -142,17 +142,22 @@ export class AuthService {
     return userPrincipal(user)!;
   }
 
-  /** The live account behind a token subject, or null when it no longer exists or may no longer log in. */
-  async principalForSubject(subject: string): Promise<Principal | null> {
+  /**
+   * The live account behind a token this registry issued, or null when it no longer exists, may
+   * no longer log in, or is not the account instance the token was issued to (`acct`): a user
+   * deleted and re-created, or a robot revoked and re-created, under the same name.
+   */
+  async principalForToken(subject: string, account: string | null): Promise<Principal | null> {
     if (subject === '') return ANONYMOUS;
     const { kind, name } = parseLogin(subject);
-    if (!USER_NAME.test(name)) return null;
-    return kind === 'robot' ? this.robotPrincipal(await this.store.getRobot(name)) : userPrincipal(await this.store.getUser(name));
+    if (!USER_NAME.test(name) || !account) return null;
+    const principal = kind === 'robot' ? this.robotPrincipal(await this.store.getRobot(name)) : userPrincipal(await this.store.getUser(name));
+    return principal?.instance === account ? principal : null;
   }
 
   private robotPrincipal(robot: RobotRecord | null): Principal | null {
     if (!robot || robot.revokedAt !== null || (robot.expiresAt !== null && robot.expiresAt <= this.now())) return null;
-    return { kind: 'robot', id: robot.id, name: robot.name, admin: false };
+    return { kind: 'robot', id: robot.id, instance: robot.instance, name: robot.name, admin: false };
   }
 
   async policyFor(principal: Principal): Promise<AccessPolicy> {
@@ -176,6 +181,7 @@ export class AuthService {
     await this.store.createRefreshToken({
       id,
       owner: refOf(principal),
+      ownerInstance: principal.instance,
       service: this.service,
       secretHash: hashSecret(secret),
       createdAt: now,
@@ -204,6 +210,7 @@ export class AuthService {
         ? userPrincipal(await this.store.getUserById(record.owner.id))
         : this.robotPrincipal(await this.store.getRobotById(record.owner.id));
     if (!principal) throw new LoginFailed('refresh token of a removed or revoked account');
+    if (principal.instance !== record.ownerInstance) throw new LoginFailed('refresh token of an earlier account of the same name');
     return principal;
   }
 
@@ -228,7 +235,7 @@ function saturationWarning(logger: Logger): () => void {
 }
 
 function userPrincipal(user: UserRecord | null): Principal | null {
-  return user ? { kind: 'user', id: user.id, name: user.name, admin: user.role === 'admin' } : null;
+  return user ? { kind: 'user', id: user.id, instance: user.instance, name: user.name, admin: user.role === 'admin' } : null;
 }
 
 export function refOf(principal: Principal): AccountRef {

@@ -70,7 +70,7 @@ async function authorizeToken(auth: AuthService, verified: VerifiedToken): Promi
       access: { canPull: (repository) => allows('repository', repository, 'pull'), canPush: (repository) => allows('repository', repository, 'push') },
     };
   }
-  const principal = await auth.principalForSubject(verified.subject);
+  const principal = await auth.principalForToken(verified.subject, verified.account);
   if (!principal) return null;
   const policy = await auth.policyFor(principal);
   const allows = (type: string, name: string, action: string) =>
@@ -100,7 +100,7 @@ function createAuthenticate(auth: AuthService, realm: RealmResolver): RequestHan
       const verified = verifyOrRefuse(auth, header.credentials, address, () => unauthorized('invalid_token'));
       const granted = await authorizeToken(auth, verified);
       if (!granted) {
-        auth.audit(verified.subject, address, 'token subject no longer exists or may no longer log in');
+        auth.audit(verified.subject, address, 'token subject no longer exists, may no longer log in, or is a later account of the same name');
         throw unauthorized('invalid_token');
       }
       if (scope && !scope.actions.every((action) => granted.allows(scope.type, scope.name, action))) throw unauthorized('insufficient_scope');
