@@ -69,6 +69,11 @@ export const authConfigSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Seconds a verified user password is remembered (as a keyed hash, never the password), so
+     * Basic credentials sent with every request cost one scrypt per period; 0: never remembered.
+     */
+    passwordCacheSeconds: z.number().int().min(0).max(3600).default(60),
     throttle: z
       .object({
         /** Failed logins allowed per account within the window before further attempts get 429. */

@@ -13,17 +13,14 @@ import { compilePattern, type RepositoryPattern } from './patterns.js';
 import { ANONYMOUS, parseLogin, USER_NAME, type Principal } from './principals.js';
 import type { ResourceScope } from './scopes.js';
 import { generateSecret, hashSecret, secretMatches, verifyPassword } from './secrets.js';
+import { VerifiedPasswords } from './password-cache.js';
 import { PasswordCheckLimiter, PasswordChecksBusy } from './password-checks.js';
 import { isRefusal, MemoryLoginThrottle, type AttemptOutcome, type LoginKeys, type LoginThrottle } from './throttle.js';
 import { TokenService, type TrustedIssuer } from './tokens.js';
 
 /** Credentials were wrong, expired or revoked. `reason` is for the audit log only. */
 export class LoginFailed extends Error {
-  constructor(
-    readonly reason: string,
-    /** False for refusals that say nothing about guessing (a user's password sent where only robot secrets go). */
-    readonly countsAsFailure = true,
-  ) {
+  constructor(readonly reason: string) {
     super('invalid credentials');
     this.name = 'LoginFailed';
   }
@@ -50,12 +47,9 @@ export interface AuthServiceOptions {
   throttle?: LoginThrottle;
 }
 
-/** Which accounts a credential check accepts: robots only for Basic straight to /v2/. */
-export interface PasswordCheck {
-  robotsOnly?: boolean;
-}
-
 const REFRESH_TOKEN_PREFIX = 'rt1';
+/** Compared against when a robot does not exist, so that unknown names cost what known ones do. */
+const DECOY_SECRET_DIGEST = hashSecret(generateSecret());
 
 export class AuthService {
   readonly config: AuthConfig;
@@ -64,6 +58,7 @@ export class AuthService {
   readonly throttle: LoginThrottle;
   readonly now: () => number;
   readonly passwordChecks: PasswordCheckLimiter;
+  private readonly verifiedPasswords: VerifiedPasswords;
   private readonly logger: Logger;
   private readonly publicRepositories: RepositoryPattern[];
 
@@ -77,6 +72,7 @@ export class AuthService {
     this.publicRepositories = options.config.publicRepositories.map(compilePattern);
     const { maxConcurrentPasswordChecks: concurrency, maxQueuedPasswordChecks: maxQueued } = options.config.throttle;
     this.passwordChecks = new PasswordCheckLimiter({ concurrency, maxQueued });
+    this.verifiedPasswords = new VerifiedPasswords(this.store, options.config.passwordCacheSeconds * 1000, this.now);
   }
 
   /** The service name clients ask tokens for (`aud`). */
@@ -88,10 +84,22 @@ export class AuthService {
    * Checks a login name and password (a robot's secret for `robot+<name>`). The attempt is
    * reserved against the account and the address before anything is checked, so concurrent
    * guesses cannot outrun the limits; every failure is logged for audit, without the secret.
+   * A user password verified within `auth.passwordCacheSeconds` is not hashed again, but a
+   * locked account or address is refused all the same.
    */
-  async login(login: string, password: string, address: string, check: PasswordCheck = {}): Promise<Principal> {
+  async login(login: string, password: string, address: string): Promise<Principal> {
     const account = login.slice(0, 128);
-    return this.throttled({ account, address }, () => this.checkPassword(account, password, check));
+    const keys = { account, address };
+    const remembered = USER_NAME.test(account) ? await this.verifiedPasswords.recall(account, password) : null;
+    if (remembered) {
+      const wait = await this.throttle.retryAfter(keys);
+      if (wait > 0) {
+        this.audit(account, address, 'throttled');
+        throw new LoginThrottled(wait);
+      }
+      return userPrincipal(remembered)!;
+    }
+    return this.throttled(keys, () => this.checkPassword(account, password));
   }
 
   /**
@@ -112,7 +120,7 @@ export class AuthService {
       return principal;
     } catch (error) {
       if (error instanceof LoginFailed) {
-        if (error.countsAsFailure) outcome = 'failed';
+        outcome = 'failed';
         this.audit(keys.account, keys.address, error.reason);
       }
       if (error instanceof PasswordChecksBusy) {
@@ -125,20 +133,21 @@ export class AuthService {
     }
   }
 
-  private async checkPassword(login: string, password: string, check: PasswordCheck): Promise<Principal> {
+  private async checkPassword(login: string, password: string): Promise<Principal> {
     const { kind, name } = parseLogin(login);
     if (kind === 'robot') {
       const robot = USER_NAME.test(name) ? await this.store.getRobot(name) : null;
-      if (!robot || !secretMatches(password, robot.secretHash)) throw new LoginFailed(robot ? 'wrong robot secret' : 'unknown robot');
+      const matches = secretMatches(password, robot?.secretHash ?? DECOY_SECRET_DIGEST);
+      if (!robot || !matches) throw new LoginFailed(robot ? 'wrong robot secret' : 'unknown robot');
       if (robot.revokedAt !== null) throw new LoginFailed('robot revoked');
       if (robot.expiresAt !== null && robot.expiresAt <= this.now()) throw new LoginFailed('robot expired');
       return this.robotPrincipal(robot)!;
     }
-    if (check.robotsOnly) throw new LoginFailed('user credentials sent as Basic to /v2/, which accepts robot secrets only', false);
     const user = USER_NAME.test(name) ? await this.store.getUser(name) : null;
     // The hash is computed even for unknown users, so timing does not tell which names exist.
     const ok = await this.passwordChecks.run(() => verifyPassword(password, user?.passwordHash ?? null));
     if (!user || !ok) throw new LoginFailed(user ? 'wrong password' : 'unknown user');
+    this.verifiedPasswords.remember(user, password);
     return userPrincipal(user)!;
   }
 
