@@ -188,6 +188,7 @@ export async function startRegistry(config: Config, logger: Logger = createLogge
       tls: config.http.tls.certificate && config.http.tls.key ? { certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined,
       logger,
       state: assembled.serving,
+      bodyIdleTimeoutMs: config.http.bodyIdleTimeoutSeconds * 1000,
     });
   } catch (error) {
     await assembled.close();
