@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { validateConfig } from '../../src/config/load.js';
 import { startRegistry, type RunningRegistry } from '../../src/server.js';
 import { ADMIN, basic } from '../auth/helpers.js';
-import { waitFor } from './support.js';
+import { waitFor } from '../webhooks/support.js';
 
 /**
  * A raw connection that, like a hostile client, ignores the server's FIN (allowHalfOpen) and
@@ -48,7 +48,7 @@ class RawConnection {
 
   /** The first answer's status, headers and body, once all of it has arrived. */
   async answer(): Promise<{ status: number; headers: Record<string, string>; body: string }> {
-    return (await waitFor(() => parseAnswer(this.received), 'an answer', 15_000))!;
+    return waitFor(() => parseAnswer(this.received), 'an answer', 15_000);
   }
 
   destroy(): void {

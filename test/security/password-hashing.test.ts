@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN, adminBearer, basic, createAuthApp, pushImageAs, type AuthTestApp } from '../auth/helpers.js';
-import { send, serve, waitFor, type Answer, type Served } from './support.js';
+import { waitFor } from '../webhooks/support.js';
+import { send, serve, type Answer, type Served } from './support.js';
 
 const BURST = 200;
 

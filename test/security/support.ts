@@ -1,7 +1,7 @@
 /**
  * Support for the attack tests: an assembled app served on a real loopback socket (so that
  * requests can come from many 127.0.0.0/8 source addresses, hold connections open and send
- * bodies slowly), and a request helper with a bounded wait.
+ * bodies slowly), a request helper with a bounded wait, and a bounded pool of tasks.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -74,15 +74,4 @@ export async function runPool<T>(tasks: Array<() => Promise<T>>, concurrency: nu
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, tasks.length) }, worker));
   return results;
-}
-
-/** Polls `condition` every 20 ms until it holds or `timeoutMs` passes (then throws `what`). */
-export async function waitFor<T>(condition: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value) return value;
-    if (Date.now() >= deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
