@@ -24,7 +24,7 @@ export interface LoginKeys {
   address: string;
 }
 
-/** An attempt counted against its keys until it is settled. */
+/** An attempt counted against its keys until it is settled (an implementation may carry more, such as a row id). */
 export interface Reservation {
   readonly keys: LoginKeys;
   /** When it was reserved (epoch ms). */
