@@ -31,6 +31,7 @@ import { withChangeNotifications } from './webhooks/notify.js';
 import { createWebhooks, type WebhookService } from './webhooks/service.js';
 import { serveApp } from './http/listener.js';
 import { startGarbagePacer } from './runtime/garbage-pacer.js';
+import { exposedRootWarning, preparePrivateRoot, PRIVATE_DIRECTORY_MODE } from './runtime/private-files.js';
 
 export interface RunningRegistry {
   registry: Registry;
@@ -86,6 +87,8 @@ export function createLogger(config: Config): Logger {
 /** Opens the stores under `storage.root` and builds the app, without listening. */
 export async function assemble(config: Config, logger: Logger = createLogger(config), options: AssembleOptions = {}): Promise<AssembledRegistry> {
   const root = path.resolve(config.storage.root);
+  const { exposedMode } = await preparePrivateRoot(root);
+  if (exposedMode !== null) logger.warn({ root, mode: exposedMode.toString(8) }, exposedRootWarning(root, exposedMode));
   const store = await FilesystemBlobStore.open(root);
   const backend = await openMetadataBackend(config, { now: options.now });
   const { metadata, lifecycle: lifecycleStore } = backend;
@@ -102,7 +105,7 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
   }
   const serving: ServingState = { closing: false };
   const importsDir = path.join(root, 'imports');
-  await fs.mkdir(importsDir, { recursive: true });
+  await fs.mkdir(importsDir, { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
   const readiness: ReadinessCheck[] = [
     { name: 'metadata', probe: async () => void (await metadata.listRepositories({ limit: 1 })) },
     writableDirectoryCheck('storage', root),
@@ -166,6 +169,7 @@ export function buildRegistry(config: Config, store: BlobStore, metadata: Metada
 export async function openRegistry(
   config: Config,
 ): Promise<{ registry: Registry; lifecycleStore: LifecycleStore; close(): Promise<void> }> {
+  await preparePrivateRoot(path.resolve(config.storage.root));
   const store = await FilesystemBlobStore.open(path.resolve(config.storage.root));
   const backend = await openMetadataBackend(config);
   return { registry: buildRegistry(config, store, backend.metadata, backend.lifecycle), lifecycleStore: backend.lifecycle, close: () => backend.close() };
@@ -191,6 +195,7 @@ export async function startRegistry(config: Config, logger: Logger = createLogge
       tls: config.http.tls.certificate && config.http.tls.key ? { certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined,
       logger,
       state: assembled.serving,
+      bodyIdleTimeoutMs: config.http.bodyIdleTimeoutSeconds * 1000,
     });
   } catch (error) {
     await assembled.close();

@@ -11,6 +11,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
+import { abortIdleBodies, answerClientErrors } from './http/connection-guards.js';
 import type { AppServing } from './http/listener.js';
 import type net from 'node:net';
 
@@ -31,6 +32,8 @@ export interface ServeOptions {
   tls?: TlsFiles;
   logger: Logger;
   state: ServingState;
+  /** A request body that sends nothing for this long is aborted (`http.bodyIdleTimeoutSeconds`). */
+  bodyIdleTimeoutMs: number;
 }
 
 export interface Listening {
@@ -120,8 +123,10 @@ export async function startHttpServer(app: AppServing, options: ServeOptions): P
   } else {
     server = http.createServer(serverOptions, app.listener);
   }
-  // Layers take long to upload; never cut a slow client off mid-request.
+  // Layers take long to upload: no limit on a whole request, only on a body that stops arriving.
   server.requestTimeout = 0;
+  abortIdleBodies(server, options.bodyIdleTimeoutMs, logger);
+  answerClientErrors(server, logger);
 
   const url = await listenOn(server, options.addr, options.tls ? 'https' : 'http');
 

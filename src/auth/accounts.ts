@@ -10,6 +10,8 @@ export type Role = 'admin' | 'user';
 
 export interface UserRecord {
   id: number;
+  /** Random, given when the account is created and never reused: tokens carry it, so a re-created name starts afresh. */
+  instance: string;
   name: string;
   role: Role;
   passwordHash: string;
@@ -19,6 +21,8 @@ export interface UserRecord {
 
 export interface RobotRecord {
   id: number;
+  /** As UserRecord.instance. */
+  instance: string;
   name: string;
   description: string;
   /** SHA-256 of the secret; the secret itself is shown once, at creation. */
@@ -47,6 +51,8 @@ export interface AccountRef {
 export interface RefreshTokenRecord {
   id: string;
   owner: AccountRef;
+  /** The owner's `instance` when the token was issued. */
+  ownerInstance: string;
   service: string;
   secretHash: string;
   createdAt: number;
@@ -70,7 +76,7 @@ export interface AccountStore {
   setUserRole(name: string, role: Role): Promise<boolean>;
   deleteUser(name: string): Promise<boolean>;
 
-  /** Creates a robot; a revoked robot of the same name is replaced. */
+  /** Creates a robot (with a new instance); a revoked robot of the same name is replaced. */
   createRobot(robot: { name: string; description: string; secretHash: string; createdBy: string | null; expiresAt: number | null }): Promise<RobotRecord>;
   getRobot(name: string): Promise<RobotRecord | null>;
   getRobotById(id: number): Promise<RobotRecord | null>;

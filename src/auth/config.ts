@@ -69,6 +69,11 @@ export const authConfigSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Seconds a verified user password is remembered (as a keyed hash, never the password), so
+     * Basic credentials sent with every request cost one scrypt per period; 0: never remembered.
+     */
+    passwordCacheSeconds: z.number().int().min(0).max(3600).default(60),
     throttle: z
       .object({
         /** Failed logins allowed per account within the window before further attempts get 429. */
@@ -77,6 +82,15 @@ export const authConfigSchema = z
         maxFailuresPerAddress: z.number().int().positive().default(20),
         /** The window, in seconds: a failure older than this no longer counts. */
         windowSeconds: z.number().int().positive().default(300),
+        /**
+         * Accounts and addresses tracked at most (about 0.5 KiB each). Locked ones are
+         * never dropped to make room: when all are locked, new ones are refused until some expire.
+         */
+        maxTrackedKeys: z.number().int().min(100).default(50_000),
+        /** Password hashes (scrypt) computed at once; libuv's 4 I/O threads are shared with file reads and writes. */
+        maxConcurrentPasswordChecks: z.number().int().min(1).max(16).default(2),
+        /** Logins waiting for a hash slot; beyond this they get 429 at once. */
+        maxQueuedPasswordChecks: z.number().int().min(0).default(32),
       })
       .strict()
       .prefault({}),

@@ -16,12 +16,14 @@ export interface Principal {
   kind: PrincipalKind;
   /** Database id of the user or robot; 0 for anonymous. */
   id: number;
+  /** The account instance (see UserRecord.instance) its tokens are bound to; '' for anonymous. */
+  instance: string;
   /** User name, robot name, or `anonymous`. */
   name: string;
   admin: boolean;
 }
 
-export const ANONYMOUS: Principal = { kind: 'anonymous', id: 0, name: 'anonymous', admin: false };
+export const ANONYMOUS: Principal = { kind: 'anonymous', id: 0, instance: '', name: 'anonymous', admin: false };
 
 /** The token `sub` of a principal: the user name, `robot+<name>`, or `""` for anonymous (as jwt.md asks). */
 export function subjectOf(principal: Principal): string {

@@ -13,25 +13,26 @@ import { compilePattern, type RepositoryPattern } from './patterns.js';
 import { ANONYMOUS, parseLogin, USER_NAME, type Principal } from './principals.js';
 import type { ResourceScope } from './scopes.js';
 import { generateSecret, hashSecret, secretMatches, verifyPassword } from './secrets.js';
-import { LoginThrottle } from './throttle.js';
+import { VerifiedPasswords } from './password-cache.js';
+import { PasswordCheckLimiter, PasswordChecksBusy } from './password-checks.js';
+import { isRefusal, MemoryLoginThrottle, type AttemptOutcome, type LoginKeys, type LoginThrottle } from './throttle.js';
 import { TokenService, type TrustedIssuer } from './tokens.js';
 
 /** Credentials were wrong, expired or revoked. `reason` is for the audit log only. */
 export class LoginFailed extends Error {
-  constructor(
-    readonly reason: string,
-    /** False for refusals that say nothing about guessing (a user's password sent where only robot secrets go). */
-    readonly countsAsFailure = true,
-  ) {
+  constructor(readonly reason: string) {
     super('invalid credentials');
     this.name = 'LoginFailed';
   }
 }
 
-/** Too many recent failures for this account or address. */
+/** Too many recent failures for this account or address, or (`busy`) too many password checks in progress. */
 export class LoginThrottled extends Error {
-  constructor(readonly retryAfterSeconds: number) {
-    super(`too many failed logins; retry in ${retryAfterSeconds} s`);
+  constructor(
+    readonly retryAfterSeconds: number,
+    readonly busy = false,
+  ) {
+    super(busy ? 'too many password checks in progress' : `too many failed logins; retry in ${retryAfterSeconds} s`);
     this.name = 'LoginThrottled';
   }
 }
@@ -42,14 +43,13 @@ export interface AuthServiceOptions {
   tokens: TokenService;
   logger: Logger;
   now?: () => number;
-}
-
-/** Which accounts a credential check accepts: robots only for Basic straight to /v2/. */
-export interface PasswordCheck {
-  robotsOnly?: boolean;
+  /** Where login attempts are counted; default: in this process's memory. */
+  throttle?: LoginThrottle;
 }
 
 const REFRESH_TOKEN_PREFIX = 'rt1';
+/** Compared against when a robot does not exist, so that unknown names cost what known ones do. */
+const DECOY_SECRET_DIGEST = hashSecret(generateSecret());
 
 export class AuthService {
   readonly config: AuthConfig;
@@ -57,6 +57,8 @@ export class AuthService {
   readonly tokens: TokenService;
   readonly throttle: LoginThrottle;
   readonly now: () => number;
+  readonly passwordChecks: PasswordCheckLimiter;
+  private readonly verifiedPasswords: VerifiedPasswords;
   private readonly logger: Logger;
   private readonly publicRepositories: RepositoryPattern[];
 
@@ -66,8 +68,11 @@ export class AuthService {
     this.tokens = options.tokens;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
-    this.throttle = new LoginThrottle(options.config.throttle, this.now);
+    this.throttle = options.throttle ?? new MemoryLoginThrottle(options.config.throttle, this.now, saturationWarning(this.logger));
     this.publicRepositories = options.config.publicRepositories.map(compilePattern);
+    const { maxConcurrentPasswordChecks: concurrency, maxQueuedPasswordChecks: maxQueued } = options.config.throttle;
+    this.passwordChecks = new PasswordCheckLimiter({ concurrency, maxQueued });
+    this.verifiedPasswords = new VerifiedPasswords(this.store, options.config.passwordCacheSeconds * 1000, this.now);
   }
 
   /** The service name clients ask tokens for (`aud`). */
@@ -76,59 +81,92 @@ export class AuthService {
   }
 
   /**
-   * Checks a login name and password (a robot's secret for `robot+<name>`). Throttled per
-   * account and address; every failure is logged for audit, without the secret.
+   * Checks a login name and password (a robot's secret for `robot+<name>`). The attempt is
+   * reserved against the account and the address before anything is checked, so concurrent
+   * guesses cannot outrun the limits; every failure is logged for audit, without the secret.
+   * A user password verified within `auth.passwordCacheSeconds` is not hashed again, but a
+   * locked account or address is refused all the same.
    */
-  async login(login: string, password: string, address: string, check: PasswordCheck = {}): Promise<Principal> {
+  async login(login: string, password: string, address: string): Promise<Principal> {
     const account = login.slice(0, 128);
     const keys = { account, address };
-    const wait = this.throttle.retryAfter(keys);
-    if (wait > 0) {
-      this.audit(account, address, 'throttled');
-      throw new LoginThrottled(wait);
+    const remembered = USER_NAME.test(account) ? await this.verifiedPasswords.recall(account, password) : null;
+    if (remembered) {
+      const wait = await this.throttle.retryAfter(keys);
+      if (wait > 0) {
+        this.audit(account, address, 'throttled');
+        throw new LoginThrottled(wait);
+      }
+      return userPrincipal(remembered)!;
     }
+    return this.throttled(keys, () => this.checkPassword(account, password));
+  }
+
+  /**
+   * Runs a credential check under the throttle: refused at once (429) when the account or the
+   * address is at its limit, otherwise counted as a failure unless it succeeds.
+   */
+  private async throttled(keys: LoginKeys, check: () => Promise<Principal>): Promise<Principal> {
+    const reservation = await this.throttle.reserve(keys);
+    if (isRefusal(reservation)) {
+      this.audit(keys.account, keys.address, 'throttled');
+      throw new LoginThrottled(reservation.retryAfterSeconds);
+    }
+    let outcome: AttemptOutcome = 'released';
     try {
-      const principal = await this.checkPassword(account, password, check);
-      this.throttle.recordSuccess(keys);
-      this.logger.debug({ audit: 'authenticated', account, address }, 'authenticated');
+      const principal = await check();
+      outcome = 'succeeded';
+      this.logger.debug({ audit: 'authenticated', account: keys.account, address: keys.address }, 'authenticated');
       return principal;
     } catch (error) {
       if (error instanceof LoginFailed) {
-        if (error.countsAsFailure) this.throttle.recordFailure(keys);
-        this.audit(account, address, error.reason);
+        outcome = 'failed';
+        this.audit(keys.account, keys.address, error.reason);
+      }
+      if (error instanceof PasswordChecksBusy) {
+        this.audit(keys.account, keys.address, 'too many password checks in progress');
+        throw new LoginThrottled(1, true);
       }
       throw error;
+    } finally {
+      await this.throttle.settle(reservation, outcome);
     }
   }
 
-  private async checkPassword(login: string, password: string, check: PasswordCheck): Promise<Principal> {
+  private async checkPassword(login: string, password: string): Promise<Principal> {
     const { kind, name } = parseLogin(login);
     if (kind === 'robot') {
       const robot = USER_NAME.test(name) ? await this.store.getRobot(name) : null;
-      if (!robot || !secretMatches(password, robot.secretHash)) throw new LoginFailed(robot ? 'wrong robot secret' : 'unknown robot');
+      const matches = secretMatches(password, robot?.secretHash ?? DECOY_SECRET_DIGEST);
+      if (!robot || !matches) throw new LoginFailed(robot ? 'wrong robot secret' : 'unknown robot');
       if (robot.revokedAt !== null) throw new LoginFailed('robot revoked');
       if (robot.expiresAt !== null && robot.expiresAt <= this.now()) throw new LoginFailed('robot expired');
       return this.robotPrincipal(robot)!;
     }
-    if (check.robotsOnly) throw new LoginFailed('user credentials sent as Basic to /v2/, which accepts robot secrets only', false);
     const user = USER_NAME.test(name) ? await this.store.getUser(name) : null;
     // The hash is computed even for unknown users, so timing does not tell which names exist.
-    const ok = await verifyPassword(password, user?.passwordHash ?? null);
+    const ok = await this.passwordChecks.run(() => verifyPassword(password, user?.passwordHash ?? null));
     if (!user || !ok) throw new LoginFailed(user ? 'wrong password' : 'unknown user');
+    this.verifiedPasswords.remember(user, password);
     return userPrincipal(user)!;
   }
 
-  /** The live account behind a token subject, or null when it no longer exists or may no longer log in. */
-  async principalForSubject(subject: string): Promise<Principal | null> {
+  /**
+   * The live account behind a token this registry issued, or null when it no longer exists, may
+   * no longer log in, or is not the account instance the token was issued to (`acct`): a user
+   * deleted and re-created, or a robot revoked and re-created, under the same name.
+   */
+  async principalForToken(subject: string, account: string | null): Promise<Principal | null> {
     if (subject === '') return ANONYMOUS;
     const { kind, name } = parseLogin(subject);
-    if (!USER_NAME.test(name)) return null;
-    return kind === 'robot' ? this.robotPrincipal(await this.store.getRobot(name)) : userPrincipal(await this.store.getUser(name));
+    if (!USER_NAME.test(name) || !account) return null;
+    const principal = kind === 'robot' ? this.robotPrincipal(await this.store.getRobot(name)) : userPrincipal(await this.store.getUser(name));
+    return principal?.instance === account ? principal : null;
   }
 
   private robotPrincipal(robot: RobotRecord | null): Principal | null {
     if (!robot || robot.revokedAt !== null || (robot.expiresAt !== null && robot.expiresAt <= this.now())) return null;
-    return { kind: 'robot', id: robot.id, name: robot.name, admin: false };
+    return { kind: 'robot', id: robot.id, instance: robot.instance, name: robot.name, admin: false };
   }
 
   async policyFor(principal: Principal): Promise<AccessPolicy> {
@@ -152,6 +190,7 @@ export class AuthService {
     await this.store.createRefreshToken({
       id,
       owner: refOf(principal),
+      ownerInstance: principal.instance,
       service: this.service,
       secretHash: hashSecret(secret),
       createdAt: now,
@@ -162,21 +201,7 @@ export class AuthService {
 
   /** Redeems a refresh token for its (still valid) account. Throttled and audited like a password. */
   async redeemRefreshToken(token: string, address: string): Promise<Principal> {
-    const keys = { account: null, address };
-    const wait = this.throttle.retryAfter(keys);
-    if (wait > 0) {
-      this.audit(null, address, 'throttled');
-      throw new LoginThrottled(wait);
-    }
-    try {
-      return await this.checkRefreshToken(token);
-    } catch (error) {
-      if (error instanceof LoginFailed) {
-        this.throttle.recordFailure(keys);
-        this.audit(null, address, error.reason);
-      }
-      throw error;
-    }
+    return this.throttled({ account: null, address }, () => this.checkRefreshToken(token));
   }
 
   private async checkRefreshToken(token: string): Promise<Principal> {
@@ -194,6 +219,7 @@ export class AuthService {
         ? userPrincipal(await this.store.getUserById(record.owner.id))
         : this.robotPrincipal(await this.store.getRobotById(record.owner.id));
     if (!principal) throw new LoginFailed('refresh token of a removed or revoked account');
+    if (principal.instance !== record.ownerInstance) throw new LoginFailed('refresh token of an earlier account of the same name');
     return principal;
   }
 
@@ -203,8 +229,22 @@ export class AuthService {
   }
 }
 
+/** Logs, at most once a minute, that the throttle is full of locked keys and refuses new ones. */
+function saturationWarning(logger: Logger): () => void {
+  let last = -Infinity;
+  return () => {
+    const now = Date.now();
+    if (now - last < 60_000) return;
+    last = now;
+    logger.warn(
+      { audit: 'throttle-saturated' },
+      'login throttle is full of locked accounts and addresses (auth.throttle.maxTrackedKeys): logins for ones not yet tracked are refused until some expire; a distributed guessing attack is likely',
+    );
+  };
+}
+
 function userPrincipal(user: UserRecord | null): Principal | null {
-  return user ? { kind: 'user', id: user.id, name: user.name, admin: user.role === 'admin' } : null;
+  return user ? { kind: 'user', id: user.id, instance: user.instance, name: user.name, admin: user.role === 'admin' } : null;
 }
 
 export function refOf(principal: Principal): AccountRef {

@@ -29,6 +29,8 @@ export interface IssuedToken {
 
 export interface VerifiedToken {
   subject: string;
+  /** `acct`: the account instance the token was issued to (tokens of this registry); null when absent. */
+  account: string | null;
   issuer: string;
   origin: 'local' | 'external';
   access: ResourceScope[];
@@ -66,6 +68,7 @@ const claimsSchema = z.object({
   iat: z.number().optional(),
   nbf: z.number().optional(),
   jti: z.string().optional(),
+  acct: z.string().max(128).optional(),
   access: accessSchema.optional(),
 });
 
@@ -105,8 +108,11 @@ export class TokenService {
     return this.options.signing !== undefined;
   }
 
-  /** Signs a token for `subject` with exactly the given access. */
-  issue(subject: string, access: ResourceScope[]): IssuedToken {
+  /**
+   * Signs a token for `subject` with exactly the given access, bound to the account instance
+   * `account` (claim `acct`; omitted for anonymous tokens).
+   */
+  issue(subject: string, access: ResourceScope[], account?: string): IssuedToken {
     const signing = this.options.signing;
     if (!signing) throw new Error('this registry does not issue tokens (an external token service does)');
     const nowMs = this.now();
@@ -119,6 +125,7 @@ export class TokenService {
       nbf: now,
       iat: now,
       jti: randomBytes(16).toString('base64url'),
+      ...(account ? { acct: account } : {}),
       access,
     };
     const token = jwt.sign(payload, signing.key.privateKey, {
@@ -174,6 +181,7 @@ export class TokenService {
     if (!claims.success) throw new TokenError('token claims are malformed', unverifiedSubject);
     return {
       subject: claims.data.sub,
+      account: claims.data.acct ?? null,
       issuer: claims.data.iss,
       origin: trusted.issuer.origin,
       access: claims.data.access ?? [],

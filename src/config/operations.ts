@@ -80,6 +80,13 @@ export const httpOperationsShape = {
   trustProxy: trustProxySchema.default(false),
   /** On SIGTERM/SIGINT, how long requests in flight may take to finish before connections are cut. */
   shutdownTimeoutSeconds: z.number().nonnegative().default(30).describe('Seconds requests in flight may take to finish on SIGTERM/SIGINT'),
+  /** A request body (a layer upload) that sends nothing for this long is aborted and its connection closed. */
+  bodyIdleTimeoutSeconds: z
+    .number()
+    .positive()
+    .max(3600)
+    .default(60)
+    .describe('Seconds a request body may send nothing before the request is aborted (nginx: client_body_timeout)'),
 };
 
 export const metricsConfigSchema = z

@@ -15,6 +15,7 @@ import type { Lifecycle } from '../registry/lifecycle.js';
 import type { Registry } from '../registry/registry.js';
 import type { WebhookService } from '../webhooks/service.js';
 import type { HttpAuth } from './auth-middleware.js';
+import { closeAfterEarlyAnswer } from './connection-guards.js';
 import { observeRequests } from './observe-requests.js';
 import { learnPublicOrigin } from './public-origin.js';
 import { observePulls } from './pull-events.js';
@@ -131,6 +132,7 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
       res.destroy();
       return;
     }
+    closeAfterEarlyAnswer(req, res);
     res.status(registryError.status).set(registryError.headers);
     if (req.method === 'HEAD') {
       res.end();

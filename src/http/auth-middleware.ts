@@ -1,6 +1,6 @@
 /**
  * HTTP authentication: the `/v2` middleware (works out the scope a request needs, verifies a
- * Bearer token or a robot's Basic credentials, sets `res.locals.caller`, or answers with the
+ * Bearer token or a user's or robot's Basic credentials, sets `res.locals.caller`, or answers with the
  * spec's challenge), `requireAdmin` for the admin APIs, and the auth routes (/auth/token,
  * /api/v1/users, /api/v1/robots) bundled for createApp.
  */
@@ -77,7 +77,7 @@ async function authorizeToken(auth: AuthService, verified: VerifiedToken): Promi
       access: { canPull: (repository) => allows('repository', repository, 'pull'), canPush: (repository) => allows('repository', repository, 'push') },
     };
   }
-  const principal = await auth.principalForSubject(verified.subject);
+  const principal = await auth.principalForToken(verified.subject, verified.account);
   if (!principal) return null;
   const policy = await auth.policyFor(principal);
   const allows = (type: string, name: string, action: string) =>
@@ -107,7 +107,7 @@ function createAuthenticate(auth: AuthService, realm: RealmResolver, requiredFor
       const verified = verifyOrRefuse(auth, header.credentials, address, () => unauthorized('invalid_token'));
       const granted = await authorizeToken(auth, verified);
       if (!granted) {
-        auth.audit(verified.subject, address, 'token subject no longer exists or may no longer log in');
+        auth.audit(verified.subject, address, 'token subject no longer exists, may no longer log in, or is a later account of the same name');
         throw unauthorized('invalid_token');
       }
       if (scope && !scope.actions.every((action) => granted.allows(scope.type, scope.name, action))) throw unauthorized('insufficient_scope');
@@ -117,10 +117,11 @@ function createAuthenticate(auth: AuthService, realm: RealmResolver, requiredFor
     }
 
     if (header.scheme === 'basic') {
-      // For scripts that skip the token dance: a robot's name and secret straight to /v2/.
+      // For scripts that skip the token dance (`curl -u`): a user's or robot's credentials
+      // straight to /v2/, throttled like any login (and not re-hashed while remembered).
       const credentials = basicCredentials(header.credentials);
       if (!credentials) throw unauthorized();
-      const principal = await loginOrThrow(auth, credentials, address, true, unauthorized);
+      const principal = await loginOrThrow(auth, credentials, address, unauthorized);
       const policy = await auth.policyFor(principal);
       if (scope && !scope.actions.every((action) => policy.allowsAction(scope.type, scope.name, action))) {
         throw new RegistryError('DENIED', undefined, accessDetail(scope));
@@ -151,11 +152,10 @@ async function loginOrThrow(
   auth: AuthService,
   credentials: { username: string; password: string },
   address: string,
-  robotsOnly: boolean,
   unauthorized: () => RegistryError,
 ): Promise<Principal> {
   try {
-    return await auth.login(credentials.username, credentials.password, address, { robotsOnly });
+    return await auth.login(credentials.username, credentials.password, address);
   } catch (error) {
     if (error instanceof LoginThrottled) throw throttledError(error);
     if (error instanceof LoginFailed) throw unauthorized();
@@ -179,7 +179,7 @@ export function createRequireAdmin(auth: AuthService): RequestHandler {
     if (header?.scheme === 'basic') {
       const credentials = basicCredentials(header.credentials);
       if (!credentials) throw unauthorized();
-      principal = await loginOrThrow(auth, credentials, address, false, unauthorized);
+      principal = await loginOrThrow(auth, credentials, address, unauthorized);
     } else if (header?.scheme === 'bearer') {
       const verified = verifyOrRefuse(auth, header.credentials, address, unauthorized);
       const granted = verified.origin === 'local' ? await authorizeToken(auth, verified) : null;

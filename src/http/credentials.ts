@@ -31,7 +31,8 @@ export function basicCredentials(credentials: string): { username: string; passw
 
 /** Maps a throttled login to 429 TOOMANYREQUESTS with Retry-After. */
 export function throttledError(error: LoginThrottled): RegistryError {
-  return new RegistryError('TOOMANYREQUESTS', 'too many failed login attempts; try again later', undefined, {
+  const message = error.busy ? 'too many logins are being checked right now; try again shortly' : 'too many failed login attempts; try again later';
+  return new RegistryError('TOOMANYREQUESTS', message, undefined, {
     headers: { 'Retry-After': String(error.retryAfterSeconds) },
   });
 }

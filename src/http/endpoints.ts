@@ -1,8 +1,12 @@
 /**
  * The /v2 endpoints of the distribution API in one table: the routes register these paths,
- * the auth middleware derives the scope a request needs from them, metrics and logs label
- * requests by them, and a path they know answered with the wrong method gets 405.
+ * the auth middleware derives the scope a request needs from them, metrics, logs and pull
+ * events label requests by them, and a path they know answered with the wrong method gets 405.
  * Listed in matching order: upload paths before the blob path they would also match.
+ *
+ * One rule for names in paths: a capture is URI-decoded once, as the router decodes the
+ * parameters it hands the routes (`alice%2Fapp` is `alice/app`, `sha256%3A…` is `sha256:…`),
+ * so authorisation, storage, logs and events all see the same name and reference.
  */
 
 const READ = ['GET', 'HEAD'] as const;
@@ -22,8 +26,12 @@ export type V2Endpoint = keyof typeof V2_ENDPOINTS;
 
 export interface MatchedEndpoint {
   endpoint: V2Endpoint;
-  /** The repository name as it appears in the path (still percent-encoded), if the endpoint has one. */
-  rawRepository: string | undefined;
+  /** The repository name, URI-decoded as the routes get it, if the endpoint has one. */
+  repository: string | undefined;
+  /** The second capture (tag or digest, upload id, blob digest), URI-decoded, if the endpoint has one. */
+  reference: string | undefined;
+  /** A capture is not valid percent-encoding: the router refuses such a request with 400. */
+  undecodable: boolean;
   /** Whether the endpoint serves the request's method. */
   methodAllowed: boolean;
 }
@@ -41,10 +49,31 @@ export function matchEndpoint(method: string, path: string): MatchedEndpoint | n
   for (const [endpoint, { path: pattern, methods }] of ORDERED) {
     const match = pattern.exec(path);
     if (!match) continue;
-    if ((methods as readonly string[]).includes(method)) return { endpoint, rawRepository: match[1], methodAllowed: true };
-    pathOnly ??= { endpoint, rawRepository: match[1], methodAllowed: false };
+    if ((methods as readonly string[]).includes(method)) return matched(endpoint, match, true);
+    pathOnly ??= matched(endpoint, match, false);
   }
   return pathOnly;
+}
+
+function matched(endpoint: V2Endpoint, match: RegExpExecArray, methodAllowed: boolean): MatchedEndpoint {
+  const [repository, reference] = [decodePathParam(match[1]), decodePathParam(match[2])];
+  return {
+    endpoint,
+    repository: repository ?? undefined,
+    reference: reference ?? undefined,
+    undecodable: repository === null || reference === null,
+    methodAllowed,
+  };
+}
+
+/** A path capture decoded as the router decodes route parameters (decodeURIComponent); null when malformed. */
+function decodePathParam(raw: string | undefined): string | null | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
 }
 
 /** The methods an endpoint serves, for the `Allow` header of a 405. */

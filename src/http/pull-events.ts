@@ -7,14 +7,17 @@
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { WebhookService } from '../webhooks/service.js';
-import { V2_ENDPOINTS } from './endpoints.js';
+import { matchEndpoint } from './endpoints.js';
 import { caller } from './wire.js';
 
 export function observePulls(webhooks: WebhookService, logger: Logger): RequestHandler {
   return (req, res, next) => {
     if (req.method !== 'GET' || !webhooks.wantsPulls()) return next();
-    const match = V2_ENDPOINTS.manifest.path.exec(req.path);
-    if (!match) return next();
+    // The decoded name and reference the route serves (and auth checked): a pull of
+    // alice%2Fapp/manifests/sha256%3A… is reported as alice/app at that digest.
+    const match = matchEndpoint(req.method, req.path);
+    if (match?.endpoint !== 'manifest' || match.repository === undefined || match.reference === undefined) return next();
+    const { repository, reference } = match;
     res.once('finish', () => {
       const digest = res.getHeader('Docker-Content-Digest');
       if (res.statusCode !== 200 || typeof digest !== 'string') return;
@@ -22,8 +25,8 @@ export function observePulls(webhooks: WebhookService, logger: Logger): RequestH
       const length = Number(res.getHeader('Content-Length'));
       webhooks
         .recordPull({
-          repository: match[1]!,
-          reference: match[2]!,
+          repository,
+          reference,
           digest,
           mediaType: typeof contentType === 'string' ? contentType : null,
           size: Number.isSafeInteger(length) ? length : null,

@@ -24,12 +24,10 @@ export function requiredAccess(method: string, path: string): RequiredAccess {
   if (!matched?.methodAllowed) return { kind: 'identity' };
   if (matched.endpoint === 'catalog') return { kind: 'scope', scope: CATALOG_SCOPE };
   const actions = REPOSITORY_ACTIONS[matched.endpoint];
-  if (!actions || matched.rawRepository === undefined) return { kind: 'identity' };
-  // The router hands routes their captures URI-decoded (`a%2Fb` is `a/b`): authorise that same name.
-  const name = decodeParam(matched.rawRepository);
   // Undecodable: the router refuses the request before any route runs.
-  if (name === null) return { kind: 'identity' };
-  return { kind: 'scope', scope: { type: 'repository', name, actions: actions(method) } };
+  if (!actions || matched.repository === undefined || matched.undecodable) return { kind: 'identity' };
+  // The decoded name, as the route serves it (`a%2Fb` is `a/b`).
+  return { kind: 'scope', scope: { type: 'repository', name: matched.repository, actions: actions(method) } };
 }
 
 /** A path capture decoded as the router decodes it; null when it cannot be. */

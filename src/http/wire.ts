@@ -2,7 +2,7 @@
  * Small helpers shared by the route handlers: reading path and query parameters in the
  * spec's terms, the per-request caller context, and the few headers every handler writes.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import { RegistryError } from '../registry/errors.js';
 import { ANONYMOUS_ACTOR, UNRESTRICTED_ACCESS, type Actor, type ByteRange, type RepositoryAccess } from '../registry/ports.js';
@@ -73,13 +73,13 @@ export function nextPageLink(path: string, n: number | undefined, last: string):
   return `<${path}?${query.toString()}>; rel="next"`;
 }
 
-export function contentLength(req: Request): number | undefined {
+export function contentLength(req: { headers: IncomingHttpHeaders }): number | undefined {
   const raw = req.headers['content-length'];
   return raw === undefined ? undefined : Number(raw);
 }
 
 /** True when the request carries a body (a non-zero length, or a chunked one). */
-export function hasBody(req: Request): boolean {
+export function hasBody(req: { headers: IncomingHttpHeaders }): boolean {
   const length = contentLength(req);
   return (length !== undefined && length > 0) || req.headers['transfer-encoding'] !== undefined;
 }

@@ -44,7 +44,7 @@ const V2_LABELS: Record<V2Endpoint, RouteLabel> = {
 export function classifyPath(method: string, path: string): ClassifiedRequest {
   if (path === '/v2' || path.startsWith('/v2/')) {
     const matched = matchEndpoint(method, path);
-    return matched ? { route: V2_LABELS[matched.endpoint], repository: matched.rawRepository } : { route: 'v2_other', repository: undefined };
+    return matched ? { route: V2_LABELS[matched.endpoint], repository: matched.repository } : { route: 'v2_other', repository: undefined };
   }
   if (path === '/healthz' || path === '/readyz') return { route: 'health', repository: undefined };
   if (path === '/metrics') return { route: 'metrics', repository: undefined };

@@ -109,7 +109,7 @@ describe('access policy', () => {
   });
 
   it('grants the intersection, and * as every action held', () => {
-    const policy = new AccessPolicy({ kind: 'user', id: 1, name: 'u', admin: false }, [{ id: 1, pattern: 'a/*', actions: ['pull', 'delete'] }], []);
+    const policy = new AccessPolicy({ kind: 'user', id: 1, instance: 'i', name: 'u', admin: false }, [{ id: 1, pattern: 'a/*', actions: ['pull', 'delete'] }], []);
     assert.deepEqual(policy.grant({ type: 'repository', name: 'a/b', actions: ['pull', 'push'] }), { type: 'repository', name: 'a/b', actions: ['pull'] });
     assert.deepEqual(policy.grant({ type: 'repository', name: 'a/b', actions: ['*'] }), { type: 'repository', name: 'a/b', actions: ['pull', 'delete'] });
     assert.equal(policy.grant({ type: 'repository', name: 'b/c', actions: ['pull'] }), null);

@@ -80,7 +80,7 @@ async function respond(
   oauth = false,
 ): Promise<void> {
   const access = await auth.grantedAccess(principal, requested);
-  const issued = auth.tokens.issue(subjectOf(principal), access);
+  const issued = auth.tokens.issue(subjectOf(principal), access, principal.instance);
   const body: Record<string, unknown> = {
     token: issued.token,
     access_token: issued.token,

@@ -2,12 +2,14 @@
  * The SQLite AccountStore: users, robots, grants and refresh tokens in the registry's
  * database (the same better-sqlite3 connection as the metadata store), every query prepared.
  */
+import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { AccountRef, AccountStore, Grant, RefreshTokenRecord, RobotRecord, Role, UserRecord } from '../../auth/accounts.js';
 import { REPOSITORY_ACTIONS, type RepositoryAction } from '../../auth/scopes.js';
 
 interface UserRow {
   id: number;
+  instance: string;
   name: string;
   role: Role;
   password_hash: string;
@@ -17,6 +19,7 @@ interface UserRow {
 
 interface RobotRow {
   id: number;
+  instance: string;
   name: string;
   description: string;
   secret_hash: string;
@@ -36,6 +39,7 @@ interface RefreshTokenRow {
   id: string;
   user_id: number | null;
   robot_id: number | null;
+  owner_instance: string;
   service: string;
   secret_hash: string;
   created_at: number;
@@ -63,8 +67,9 @@ export class SqliteAccountStore implements AccountStore {
 
   async createUser(user: { name: string; role: Role; passwordHash: string }): Promise<UserRecord> {
     const now = this.now();
-    const id = Number(this.statements.insertUser.run(user.name, user.passwordHash, user.role, now, now).lastInsertRowid);
-    return { id, name: user.name, role: user.role, passwordHash: user.passwordHash, createdAt: now, updatedAt: now };
+    const instance = newInstance();
+    const id = Number(this.statements.insertUser.run(user.name, instance, user.passwordHash, user.role, now, now).lastInsertRowid);
+    return { id, instance, name: user.name, role: user.role, passwordHash: user.passwordHash, createdAt: now, updatedAt: now };
   }
 
   async getUser(name: string): Promise<UserRecord | null> {
@@ -107,11 +112,12 @@ export class SqliteAccountStore implements AccountStore {
   }): Promise<RobotRecord> {
     return this.db.transaction((): RobotRecord => {
       const now = this.now();
+      const instance = newInstance();
       this.statements.deleteRevokedRobot.run(robot.name);
       const id = Number(
-        this.statements.insertRobot.run(robot.name, robot.description, robot.secretHash, robot.createdBy, now, robot.expiresAt).lastInsertRowid,
+        this.statements.insertRobot.run(robot.name, instance, robot.description, robot.secretHash, robot.createdBy, now, robot.expiresAt).lastInsertRowid,
       );
-      return { id, ...robot, createdAt: now, revokedAt: null };
+      return { id, instance, ...robot, createdAt: now, revokedAt: null };
     })();
   }
 
@@ -168,7 +174,7 @@ export class SqliteAccountStore implements AccountStore {
 
   async createRefreshToken(token: RefreshTokenRecord): Promise<void> {
     const [userId, robotId] = token.owner.kind === 'user' ? [token.owner.id, null] : [null, token.owner.id];
-    this.statements.insertRefreshToken.run(token.id, userId, robotId, token.service, token.secretHash, token.createdAt, token.expiresAt);
+    this.statements.insertRefreshToken.run(token.id, userId, robotId, token.ownerInstance, token.service, token.secretHash, token.createdAt, token.expiresAt);
   }
 
   async getRefreshToken(id: string): Promise<RefreshTokenRecord | null> {
@@ -177,6 +183,7 @@ export class SqliteAccountStore implements AccountStore {
     return {
       id: row.id,
       owner: row.user_id !== null ? { kind: 'user', id: row.user_id } : { kind: 'robot', id: row.robot_id! },
+      ownerInstance: row.owner_instance,
       service: row.service,
       secretHash: row.secret_hash,
       createdAt: row.created_at,
@@ -195,13 +202,14 @@ export class SqliteAccountStore implements AccountStore {
 
 function toUser(row: UserRow | undefined): UserRecord | null {
   if (!row) return null;
-  return { id: row.id, name: row.name, role: row.role, passwordHash: row.password_hash, createdAt: row.created_at, updatedAt: row.updated_at };
+  return { id: row.id, instance: row.instance, name: row.name, role: row.role, passwordHash: row.password_hash, createdAt: row.created_at, updatedAt: row.updated_at };
 }
 
 function toRobot(row: RobotRow | undefined): RobotRecord | null {
   if (!row) return null;
   return {
     id: row.id,
+    instance: row.instance,
     name: row.name,
     description: row.description,
     secretHash: row.secret_hash,
@@ -217,14 +225,18 @@ function toGrant(row: GrantRow): Grant {
   return { id: row.id, pattern: row.pattern, actions: REPOSITORY_ACTIONS.filter((action) => actions.includes(action)) };
 }
 
-const USER_COLUMNS = 'id, name, role, password_hash, created_at, updated_at';
-const ROBOT_COLUMNS = 'id, name, description, secret_hash, created_by, created_at, expires_at, revoked_at';
+const USER_COLUMNS = 'id, instance, name, role, password_hash, created_at, updated_at';
+const ROBOT_COLUMNS = 'id, instance, name, description, secret_hash, created_by, created_at, expires_at, revoked_at';
+
+function newInstance(): string {
+  return randomBytes(16).toString('hex');
+}
 
 function prepareStatements(db: Database.Database) {
   return {
     countUsers: db.prepare('SELECT COUNT(*) FROM users').pluck(),
     countAdmins: db.prepare("SELECT COUNT(*) FROM users WHERE role = 'admin'").pluck(),
-    insertUser: db.prepare('INSERT INTO users (name, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)'),
+    insertUser: db.prepare('INSERT INTO users (name, instance, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
     userByName: db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE name = ?`),
     userById: db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`),
     userId: db.prepare('SELECT id FROM users WHERE name = ?').pluck(),
@@ -234,7 +246,7 @@ function prepareStatements(db: Database.Database) {
     deleteUser: db.prepare('DELETE FROM users WHERE name = ?'),
 
     insertRobot: db.prepare(
-      'INSERT INTO robots (name, description, secret_hash, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT INTO robots (name, instance, description, secret_hash, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
     deleteRevokedRobot: db.prepare('DELETE FROM robots WHERE name = ? AND revoked_at IS NOT NULL'),
     robotByName: db.prepare(`SELECT ${ROBOT_COLUMNS} FROM robots WHERE name = ?`),
@@ -252,9 +264,9 @@ function prepareStatements(db: Database.Database) {
     deleteGrant: db.prepare('DELETE FROM grants WHERE id = ?'),
 
     insertRefreshToken: db.prepare(
-      'INSERT INTO refresh_tokens (id, user_id, robot_id, service, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO refresh_tokens (id, user_id, robot_id, owner_instance, service, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
-    refreshToken: db.prepare('SELECT id, user_id, robot_id, service, secret_hash, created_at, expires_at FROM refresh_tokens WHERE id = ?'),
+    refreshToken: db.prepare('SELECT id, user_id, robot_id, owner_instance, service, secret_hash, created_at, expires_at FROM refresh_tokens WHERE id = ?'),
     deleteRefreshToken: db.prepare('DELETE FROM refresh_tokens WHERE id = ?'),
     deleteRefreshTokensOfUser: db.prepare('DELETE FROM refresh_tokens WHERE user_id = ?'),
     deleteRefreshTokensOfRobot: db.prepare('DELETE FROM refresh_tokens WHERE robot_id = ?'),

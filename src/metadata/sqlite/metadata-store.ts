@@ -67,7 +67,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly statements;
 
   constructor(file: string) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') makePrivate(file);
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -453,4 +453,23 @@ function prepareStatements(db: Database.Database) {
     ),
     readEvents: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
   };
+}
+
+/**
+ * The database holds account data and webhook secrets: created 0600 in a 0700 folder whatever
+ * the umask (SQLite gives its -wal and -shm files the database's mode), and an existing one
+ * (and its -wal, -shm) that others could read is narrowed to 0640 at most.
+ */
+function makePrivate(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const candidate of [file, `${file}-wal`, `${file}-shm`]) {
+    let mode: number;
+    try {
+      mode = fs.statSync(candidate).mode & 0o777;
+    } catch {
+      continue;
+    }
+    if ((mode & 0o027) !== 0) fs.chmodSync(candidate, mode & 0o740);
+  }
 }

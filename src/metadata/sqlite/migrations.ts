@@ -11,7 +11,7 @@ export interface Migration {
   sql: string;
 }
 
-const MIGRATIONS: Migration[] = [
+export const MIGRATIONS: Migration[] = [
   {
     name: 'core',
     sql: `
@@ -262,6 +262,22 @@ const MIGRATIONS: Migration[] = [
   -- A repository's latest event: what its cached tag orders and counts are checked against (the
   -- events timeline needs the same index; whichever migration comes first creates it).
   CREATE INDEX IF NOT EXISTS events_by_repository ON events(repository, seq);
+  `,
+  },
+  {
+    name: 'account-instances',
+    sql: `
+  -- A random id per account instance, carried by its tokens: SQLite may hand a deleted row's id
+  -- to the next row, so a name (or id) re-created must not revive tokens of the one before.
+  ALTER TABLE users ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+  UPDATE users SET instance = lower(hex(randomblob(16)));
+  ALTER TABLE robots ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+  UPDATE robots SET instance = lower(hex(randomblob(16)));
+  ALTER TABLE refresh_tokens ADD COLUMN owner_instance TEXT NOT NULL DEFAULT '';
+  UPDATE refresh_tokens SET owner_instance = COALESCE(
+    (SELECT instance FROM users WHERE users.id = refresh_tokens.user_id),
+    (SELECT instance FROM robots WHERE robots.id = refresh_tokens.robot_id),
+    '');
   `,
   },
 ];

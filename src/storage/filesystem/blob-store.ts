@@ -26,8 +26,9 @@ export class FilesystemBlobStore implements BlobStore {
 
   static async open(root: string): Promise<FilesystemBlobStore> {
     const store = new FilesystemBlobStore(path.resolve(root));
-    await fs.mkdir(store.paths.blobsDir, { recursive: true });
-    await fs.mkdir(store.paths.uploadsDir, { recursive: true });
+    // Private to the registry's user, whatever the umask: folders 0700, files 0600.
+    await fs.mkdir(store.paths.blobsDir, { recursive: true, mode: 0o700 });
+    await fs.mkdir(store.paths.uploadsDir, { recursive: true, mode: 0o700 });
     return store;
   }
 
@@ -117,7 +118,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async createUpload(id: string): Promise<void> {
-    await fs.writeFile(this.paths.upload(id), new Uint8Array(0), { flag: 'wx' });
+    await fs.writeFile(this.paths.upload(id), new Uint8Array(0), { flag: 'wx', mode: 0o600 });
   }
 
   async appendUpload(id: string, source: Readable, observe?: (chunk: Buffer) => void): Promise<number> {
@@ -188,7 +189,7 @@ export class FilesystemBlobStore implements BlobStore {
       await handle.close();
     }
     const blobDir = path.dirname(blobFile);
-    await fs.mkdir(blobDir, { recursive: true });
+    await fs.mkdir(blobDir, { recursive: true, mode: 0o700 });
     await fs.rename(uploadFile, blobFile);
     await syncDirectory(blobDir);
   }
