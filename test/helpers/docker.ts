@@ -15,8 +15,13 @@
  *       const digest = await pushImage(engine, `${registry.host}/ci/app:1.0.0`);
  *       await engine.docker(['run', '-d', '--name', 'app', '--network=none', `${registry.host}/ci/app@${digest}`]);
  *       await waitForHealthy(engine, 'app');
+ *       assert.ok((await containerImageDigests(engine, 'app')).includes(`${registry.host}/ci/app@${digest}`));
  *     });
  *   });
+ *
+ * A process that should drive the same engine (a deploy agent whose command runs
+ * `docker pull && docker run`) gets `engine.env`: DOCKER_HOST and the DOCKER_CONFIG holding the
+ * logins made here.
  *
  * The engine starts before the suite (top-level await), so a machine without one skips the
  * suite with the reason printed; in CI (CI set) an engine that fails to start although its
@@ -47,6 +52,8 @@ export interface DockerRunOptions {
   /** Default 120 s. */
   timeoutMs?: number;
   cwd?: string;
+  /** Another client binary than DOCKER_CLI / `docker` on PATH, e.g. Debian's /usr/bin/docker. */
+  cli?: string;
 }
 
 export interface DockerEngine {
@@ -163,7 +170,7 @@ export async function startDockerEngine(): Promise<DockerEngine> {
     configDir,
     workDir,
     env,
-    docker: (args, options = {}) => run(dockerCli(), args, { env, timeoutMs: options.timeoutMs ?? 120_000, input: options.input, cwd: options.cwd }),
+    docker: (args, options = {}) => run(options.cli ?? dockerCli(), args, { env, timeoutMs: options.timeoutMs ?? 120_000, input: options.input, cwd: options.cwd }),
     log: async (lines = 40) => {
       const text = await fs.readFile(path.join(engineDir, 'dockerd.log'), 'utf8').catch(() => '');
       return text.split('\n').slice(-lines).join('\n');
@@ -308,6 +315,15 @@ export async function pushImage(engine: DockerEngine, reference: string): Promis
 /** The repository digests (`name@sha256:…`) the engine knows for a local image. */
 export async function repoDigests(engine: DockerEngine, image: string): Promise<string[]> {
   return JSON.parse((await engine.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', image])).stdout) as string[];
+}
+
+/**
+ * The repository digests of the image a container runs (`name@sha256:…`), to check that a
+ * deploy runs exactly the digest that was pushed.
+ */
+export async function containerImageDigests(engine: DockerEngine, container: string): Promise<string[]> {
+  const image = (await engine.docker(['inspect', '--format', '{{.Image}}', container])).stdout.trim();
+  return repoDigests(engine, image);
 }
 
 /** True when the ELF file at `file` has no program interpreter (PT_INTERP), i.e. is static. */
