@@ -1,5 +1,5 @@
-#
 # The registry image: docker build -t harbormaster-registry .
+# (Both stages build on NODE_IMAGE: --build-arg NODE_IMAGE=<a Debian-based node image>.)
 #
 #   docker run -d -p 5000:5000 -v registry-data:/var/lib/registry \
 #     -e REGISTRY_ADMIN_PASSWORD=change-me-please harbormaster-registry
@@ -7,6 +7,7 @@
 # Settings come from REGISTRY_* variables (see config/registry.yaml, copied to /app/config);
 # data (blobs, uploads, the SQLite database, the token signing key) lives in the volume.
 # The admin CLI is on the PATH: docker exec <container> registry --help.
+# More, and how to build without Docker Hub: docs/operations.md, "The container image".
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
