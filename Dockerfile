@@ -1,6 +1,5 @@
-# syntax=docker/dockerfile:1
-#
 # The registry image: docker build -t harbormaster-registry .
+# (Both stages build on NODE_IMAGE: --build-arg NODE_IMAGE=<a Debian-based node image>.)
 #
 #   docker run -d -p 5000:5000 -v registry-data:/var/lib/registry \
 #     -e REGISTRY_ADMIN_PASSWORD=change-me-please harbormaster-registry
@@ -8,18 +7,29 @@
 # Settings come from REGISTRY_* variables (see config/registry.yaml, copied to /app/config);
 # data (blobs, uploads, the SQLite database, the token signing key) lives in the volume.
 # The admin CLI is on the PATH: docker exec <container> registry --help.
+# More, and how to build without Docker Hub: docs/operations.md, "The container image".
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # ---- build: compile TypeScript, then keep production dependencies only
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# better-sqlite3 is a native module: the toolchain builds it if no prebuilt binary fits.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
- && rm -rf /var/lib/apt/lists/*
+# A mirror of better-sqlite3's prebuilt binaries, for builds that cannot reach GitHub
+# (prebuild-install's own variable; e.g. http://127.0.0.1:8080, serving
+# /v<version>/better-sqlite3-v<version>-node-v<abi>-linux-x64.tar.gz). Unset: GitHub.
+ARG npm_config_better_sqlite3_binary_host
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# better-sqlite3 is the one native module: its install fetches a prebuilt binary for this node
+# and platform; only where none can be had is the compiler toolchain installed to build it.
+# (The other install script, esbuild's, belongs to a dev dependency the build does not run.)
+RUN npm ci --no-audit --no-fund --ignore-scripts \
+ && if ! npm rebuild better-sqlite3; then \
+      echo "no prebuilt better-sqlite3: installing a compiler to build it" \
+      && apt-get update \
+      && apt-get install -y --no-install-recommends python3 make g++ \
+      && rm -rf /var/lib/apt/lists/* \
+      && npm rebuild better-sqlite3; \
+    fi
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build \

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildOciImage, seededBytes, type BuiltImage } from '../helpers/oci-layout.js';
+import { adminApi } from '../helpers/admin-api.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 import { CommandError, hasCommand, run, type RunResult } from '../helpers/tools.js';
 import { skopeoRunner } from '../helpers/skopeo.js';
@@ -46,17 +47,7 @@ describe('token auth with skopeo and podman against the registry process', { ski
     if (work) await fs.rm(work, { recursive: true, force: true });
   });
 
-  async function api(method: string, route: string, body: unknown): Promise<unknown> {
-    const res = await fetch(`${server.url}${route}`, {
-      method,
-      headers: { Authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await res.text();
-    assert.ok(res.ok, `${method} ${route}: ${res.status} ${text}`);
-    return JSON.parse(text) as unknown;
-  }
+  const api = (method: string, route: string, body: unknown) => adminApi(server, ADMIN_PASSWORD)(method, route, body);
 
   const ref = (target: string) => `docker://${server.host}/${target}`;
   const push = (target: string, creds: string | null) =>

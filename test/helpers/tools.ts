@@ -16,6 +16,8 @@ export interface RunOptions {
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Written to the command's standard input, which is then closed (e.g. a password for --password-stdin). */
+  input?: string;
 }
 
 export interface RunResult {
@@ -40,7 +42,7 @@ export class CommandError extends Error {
 export function run(cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       cmd,
       args,
       { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: options.env, cwd: options.cwd, encoding: 'utf8' },
@@ -58,5 +60,6 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
         );
       },
     );
+    if (options.input !== undefined) child.stdin!.end(options.input);
   });
 }
