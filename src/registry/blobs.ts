@@ -1,7 +1,7 @@
 /** Blobs as a repository sees them: existence checks, reads, deletes and cross-repository mounts. */
 import { isRegistryError, RegistryError } from './errors.js';
 import type { Readable, Writable } from 'node:stream';
-import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob, SendOptions } from './ports.js';
+import type { Actor, BlobLinkGuard, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob, SendOptions } from './ports.js';
 import type { RegistryStats } from './stats.js';
 import { BoundedMap } from '../runtime/bounded-map.js';
 
@@ -29,6 +29,8 @@ export class BlobService {
     private readonly metadata: MetadataStore,
     private readonly options: BlobServiceOptions,
     private readonly stats: RegistryStats,
+    /** The exact check of a link, in its transaction (quotas). */
+    private readonly linkGuard?: (repository: string) => BlobLinkGuard | undefined,
   ) {}
 
   /** The blob as the repository holds it; throws BLOB_UNKNOWN otherwise. */
@@ -51,7 +53,11 @@ export class BlobService {
       throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is damaged in storage; upload it again`, { digest });
     }
     if (this.options.linkKnownBlobsOnHead && access.canPush(repository)) {
-      const linked = await this.mount(repository, digest, undefined, access, actor);
+      // Over its quota, the repository does not get the blob linked: the client uploads it and is told why.
+      const linked = await this.mount(repository, digest, undefined, access, actor).catch((error: unknown) => {
+        if (isRegistryError(error) && error.code === 'DENIED') return null;
+        throw error;
+      });
       if (linked) return linked;
     }
     throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
@@ -120,7 +126,7 @@ export class BlobService {
           await this.metadata.releaseBlobClaim(claim);
           return null;
         }
-        await this.metadata.linkBlob(repository, blob, actor, claim);
+        await this.metadata.linkBlob(repository, blob, actor, claim, this.linkGuard?.(repository));
       } catch (error) {
         await this.metadata.releaseBlobClaim(claim);
         if (isRegistryError(error) && error.code === 'BLOB_UNKNOWN') return null;
@@ -138,6 +144,8 @@ export class BlobService {
    * and a stat per HEAD was a sixth of its cost. GET checks the size of the file it serves anyway.
    */
   private async intact(blob: RepositoryBlob): Promise<boolean> {
+    // Object storage writes objects whole: metadata answers, with no round trip per HEAD or mount.
+    if (!this.store.statIsCheap) return true;
     const trustedUntil = this.recentlyIntact.get(blob.digest);
     if (trustedUntil !== undefined && trustedUntil > Date.now()) return true;
     const stored = await this.store.stat(blob.digest);
