@@ -21,7 +21,7 @@ import { gcSummary } from './registry/gc.js';
 import { createLifecycle, type Lifecycle } from './registry/lifecycle.js';
 import type { BlobStore, MetadataStore } from './registry/ports.js';
 import { createRegistry, type Registry } from './registry/registry.js';
-import { FilesystemBlobStore } from './storage/filesystem/blob-store.js';
+import { needsResumableHashes, openBlobStore } from './storage/open.js';
 import type { LifecycleStore } from './registry/lifecycle-store.js';
 import { ImageExporter } from './transfer/export.js';
 import { ImageImporter } from './transfer/import.js';
@@ -85,7 +85,7 @@ export function createLogger(config: Config): Logger {
 /** Opens the stores under `storage.root` and builds the app, without listening. */
 export async function assemble(config: Config, logger: Logger = createLogger(config), options: AssembleOptions = {}): Promise<AssembledRegistry> {
   const root = path.resolve(config.storage.root);
-  const store = await FilesystemBlobStore.open(root);
+  const store = await openBlobStore(config.storage);
   const backend = await openMetadataBackend(config, { now: options.now });
   const { metadata, lifecycle: lifecycleStore } = backend;
   const webhooks = createWebhooks(config, backend, logger);
@@ -106,6 +106,7 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
     { name: 'metadata', probe: async () => void (await metadata.listRepositories({ limit: 1 })) },
     writableDirectoryCheck('storage', root),
   ];
+  if (store.check) readiness.push({ name: 'blob storage', probe: () => store.check!() });
   const inventory = () => backend.inventory();
   const app = createApp({
     registry,
@@ -148,7 +149,7 @@ export function buildRegistry(config: Config, store: BlobStore, metadata: Metada
       maxPageSize: config.api.maxPageSize,
       deleteEnabled: config.storage.deleteEnabled,
     },
-    { rules: config.lifecycle, usage: lifecycleStore },
+    { rules: config.lifecycle, usage: lifecycleStore, resumableHashes: needsResumableHashes(config.storage) },
   );
 }
 
@@ -159,7 +160,7 @@ export function buildRegistry(config: Config, store: BlobStore, metadata: Metada
 export async function openRegistry(
   config: Config,
 ): Promise<{ registry: Registry; lifecycleStore: LifecycleStore; close(): Promise<void> }> {
-  const store = await FilesystemBlobStore.open(path.resolve(config.storage.root));
+  const store = await openBlobStore(config.storage);
   const backend = await openMetadataBackend(config);
   return { registry: buildRegistry(config, store, backend.metadata, backend.lifecycle), lifecycleStore: backend.lifecycle, close: () => backend.close() };
 }

@@ -10,6 +10,7 @@ import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../registry/errors.js';
 import type { BlobStore, ByteRange, SendOptions, StoredBlob, StoredUpload, UploadProgress } from '../../registry/ports.js';
+import { damaged, whileSinkOpen, written } from '../common.js';
 import { StoragePaths } from './paths.js';
 
 /** Large reads keep syscalls few when streaming multi-GiB layers. */
@@ -228,15 +229,7 @@ async function copyToSink(
 ): Promise<void> {
   const chunkBytes = Math.max(1, Math.min(STREAM_CHUNK_BYTES, length));
   const slots = [0, 1].map(() => ({ buffer: Buffer.allocUnsafeSlow(chunkBytes), released: Promise.resolve() }));
-  // A sink that closes early (the client hung up) may never call back for what it holds.
-  let onClose!: () => void;
-  const closedEarly = new Promise<never>((_, reject) => {
-    onClose = () => reject(new Error('the destination closed before the blob was sent'));
-  });
-  closedEarly.catch(() => undefined);
-  sink.once('close', onClose);
-  const untilClosed = <T>(promise: Promise<T>) => Promise.race([promise, closedEarly]);
-  try {
+  await whileSinkOpen(sink, async (untilClosed) => {
     let remaining = length;
     for (let turn = 0; remaining > 0; turn++) {
       const slot = slots[turn % slots.length]!;
@@ -250,27 +243,7 @@ async function copyToSink(
       onBytes?.(bytesRead);
     }
     await untilClosed(Promise.all(slots.map((slot) => slot.released)));
-  } finally {
-    sink.off('close', onClose);
-  }
-}
-
-/** Writes one chunk; settles when the sink is done with it. Marked handled at once, as it may fail before anyone awaits it. */
-function written(sink: Writable, chunk: Buffer): Promise<void> {
-  const promise = new Promise<void>((resolve, reject) => {
-    sink.write(chunk, (error) => (error ? reject(error) : resolve()));
   });
-  promise.catch(() => undefined);
-  return promise;
-}
-
-/** A stored blob whose size disagrees with what was verified at commit: refused, never served. */
-function damaged(digest: string, actual: number, expected: number): RegistryError {
-  return new RegistryError(
-    'BLOB_UNKNOWN',
-    `blob ${digest} is damaged in storage (${actual} bytes on disk, ${expected} expected) and is not served; push it again or run fsck`,
-    { digest, damaged: true },
-  );
 }
 
 /** Opens an upload's file; a missing one is an upload that is gone (cancelled, purged or finished). */
