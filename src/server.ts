@@ -148,6 +148,7 @@ export function buildRegistry(config: Config, store: BlobStore, metadata: Metada
       defaultCatalogPageSize: config.api.catalogPageSize,
       maxPageSize: config.api.maxPageSize,
       deleteEnabled: config.storage.deleteEnabled,
+      redirectSeconds: config.storage.redirect.enabled ? config.storage.redirect.expirySeconds : undefined,
     },
     { rules: config.lifecycle, usage: lifecycleStore, resumableHashes: needsResumableHashes(config.storage) },
   );

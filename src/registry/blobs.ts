@@ -9,6 +9,8 @@ import { BoundedMap } from '../runtime/bounded-map.js';
 const MOUNT_CANDIDATES = 50;
 
 export interface BlobServiceOptions {
+  /** Seconds a presigned URL given for a blob GET stays valid; unset: blobs are served by the registry. */
+  redirectSeconds?: number;
   /**
    * Answer a HEAD for a blob the registry holds (in a repository the caller may pull) by
    * linking it into the requested repository, so pushes never re-send known layers.
@@ -61,6 +63,16 @@ export class BlobService {
       if (linked) return linked;
     }
     throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
+  }
+
+  /**
+   * Where a client can fetch the blob without the registry (a presigned object-store URL), or
+   * null when pulls stream through the registry (redirects off, or a driver without URLs).
+   */
+  async redirectUrl(blob: RepositoryBlob): Promise<string | null> {
+    if (this.options.redirectSeconds === undefined || !this.store.presign) return null;
+    this.stats.redirectedPulls++;
+    return this.store.presign(blob.digest, this.options.redirectSeconds);
   }
 
   /** Streams a blob the repository holds (found with {@link get}), refusing a damaged file. */

@@ -14,6 +14,8 @@ export interface RegistryOptions {
   defaultCatalogPageSize: number;
   maxPageSize: number;
   deleteEnabled: boolean;
+  /** Seconds a presigned redirect for a blob GET stays valid; unset: blobs stream through the registry. */
+  redirectSeconds?: number;
 }
 
 export interface Registry {

@@ -23,6 +23,13 @@ export function registerBlobRoutes(router: Router, registry: Registry): void {
     const name = repositoryParam(req);
     const digest = assertDigest(pathParam(req, 1));
     const blob = await blobs.get(name, digest);
+    const location = await blobs.redirectUrl(blob);
+    if (location) {
+      // The client asks the object store, Range and all; the URL expires, so nothing may cache this answer.
+      res.set({ Location: location, 'Docker-Content-Digest': blob.digest, 'Cache-Control': 'no-store' });
+      sendEmpty(res, 307);
+      return;
+    }
     const range = requestedRange(req, blob.size) ?? undefined;
     // Count bytes as they go out: a client that has everything may hang up before the last
     // write reports back. The request log and metrics read the same count (BodyDelivery) to
