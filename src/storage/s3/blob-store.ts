@@ -86,14 +86,16 @@ export class S3BlobStore implements BlobStore {
     try {
       options.onFound?.();
       await whileSinkOpen(sink, async (untilClosed) => {
-        let last = Promise.resolve();
+        // Chunks go out as they come, paced by the sink's drain; only the last one is awaited
+        // (its callback fires after every earlier one), so no promise per chunk.
+        let held: Buffer | null = null;
         for await (const chunk of body) {
           if (sink.destroyed) throw new Error('the destination closed before the blob was sent');
-          last = written(sink, chunk as Buffer);
-          options.onBytes?.((chunk as Buffer).length);
-          if (sink.writableNeedDrain) await untilClosed(once(sink, 'drain'));
+          if (held && !sink.write(held)) await untilClosed(once(sink, 'drain'));
+          held = chunk as Buffer;
+          options.onBytes?.(held.length);
         }
-        await untilClosed(last);
+        if (held) await untilClosed(written(sink, held));
       });
     } finally {
       body.destroy();
