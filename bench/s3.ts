@@ -1,23 +1,17 @@
 /**
  * The S3 series: this registry with storage.driver s3 against CNCF distribution with its own
  * s3 driver, both on the same throwaway radosgw (scripts/radosgw.sh, a fresh one per round so
- * the memstore never fills), each in a bucket of its own. Measures large-layer push and pull
+ * the memstore never fills; test/helpers/s3.ts), each in a bucket of its own. Measures large-layer push and pull
  * (skopeo and curl) with the server's CPU and peak RSS, manifest GET and blob HEAD under load,
  * and pull with redirects to the object store on for both.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { startRadosgw, type S3Server } from '../test/helpers/s3.js';
 import { buildLargeImage, buildManyLayerImage, folderBytes } from './lib/fixtures.js';
 import { cpuSeconds, startDistribution, startOurs, withPeakRss, type BenchServer } from './lib/servers.js';
 
-const run = promisify(execFile);
-// The SDK's notice about Node releases to come (this one is pinned) would print on every run.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const MiB = 1024 * 1024;
-const SCRIPT = path.resolve(import.meta.dirname, '..', 'scripts', 'radosgw.sh');
 
 type Name = BenchServer['name'];
 
@@ -36,44 +30,8 @@ export interface BenchKit {
   curlDownload(server: BenchServer, url: string): Promise<{ bytes: number; seconds: number; cpu: number }>;
 }
 
-interface Radosgw {
-  endpoint: string;
-  accessKey: string;
-  secretKey: string;
-  bucket(name: string): Promise<string>;
-  stop(): Promise<void>;
-}
-
-async function startRadosgw(dir: string): Promise<Radosgw> {
-  const { stdout } = await run(SCRIPT, ['start', dir], { timeout: 120_000 });
-  const value = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(stdout)![1]!;
-  const endpoint = value('endpoint');
-  const accessKey = value('access_key');
-  const secretKey = value('secret_key');
-  const client = new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: accessKey, secretAccessKey: secretKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  return {
-    endpoint,
-    accessKey,
-    secretKey,
-    async bucket(name) {
-      await client.send(new CreateBucketCommand({ Bucket: name }));
-      return name;
-    },
-    async stop() {
-      client.destroy();
-      await run(SCRIPT, ['stop', dir], { timeout: 60_000 });
-    },
-  };
-}
-
 /** Distribution's s3 driver on the radosgw, with its redirects on or off. */
-function distributionStorage(rgw: Radosgw, bucket: string, redirect: boolean): string[] {
+function distributionStorage(rgw: S3Server, bucket: string, redirect: boolean): string[] {
   return [
     '  s3:',
     `    accesskey: ${rgw.accessKey}`,
@@ -90,21 +48,13 @@ function distributionStorage(rgw: Radosgw, bucket: string, redirect: boolean): s
   ];
 }
 
-function oursEnv(rgw: Radosgw, bucket: string, redirect: boolean): Record<string, string> {
-  return {
-    REGISTRY_STORAGE_DRIVER: 's3',
-    REGISTRY_STORAGE_S3_BUCKET: bucket,
-    REGISTRY_STORAGE_S3_ENDPOINT: rgw.endpoint,
-    REGISTRY_STORAGE_S3_ACCESS_KEY: rgw.accessKey,
-    REGISTRY_STORAGE_S3_SECRET_KEY: rgw.secretKey,
-    REGISTRY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
-    REGISTRY_STORAGE_REDIRECT_ENABLED: String(redirect),
-  };
+function oursEnv(rgw: S3Server, bucket: string, redirect: boolean): Record<string, string> {
+  return { ...rgw.env(bucket), REGISTRY_STORAGE_REDIRECT_ENABLED: String(redirect) };
 }
 
 /** Both registries on one bucket each; the `redirect` pair serves the same data with redirects on. */
-async function startPair(kit: BenchKit, rgw: Radosgw, label: string, redirect: boolean, buckets?: Record<Name, string>): Promise<{ servers: Record<Name, BenchServer>; buckets: Record<Name, string> }> {
-  const names = buckets ?? { ours: await rgw.bucket(`${label}-ours`), distribution: await rgw.bucket(`${label}-distribution`) };
+async function startPair(kit: BenchKit, rgw: S3Server, label: string, redirect: boolean, buckets?: Record<Name, string>): Promise<{ servers: Record<Name, BenchServer>; buckets: Record<Name, string> }> {
+  const names = buckets ?? { ours: await rgw.createBucket(), distribution: await rgw.createBucket() };
   const oursRoot = path.join(kit.work, `s3-${label}-ours`);
   const ours = await startOurs(oursRoot, oursEnv(rgw, names.ours, redirect));
   const distribution = await startDistribution(path.join(kit.work, `s3-${label}-distribution${redirect ? '-redirect' : ''}`), distributionStorage(rgw, names.distribution, redirect));
@@ -121,7 +71,7 @@ export async function s3Rounds(kit: BenchKit): Promise<void> {
   const load = path.join(kit.work, 'fixtures', 's3-load');
   const loadImage = await buildManyLayerImage(load, 's3-load', 3, 64 * 1024);
   for (let round = 0; round < kit.rounds; round++) {
-    const rgw = await startRadosgw(path.join(kit.work, `radosgw-${round}`));
+    const rgw = await startRadosgw();
     try {
       const label = `r${round}`;
       const { servers, buckets } = await startPair(kit, rgw, label, false);

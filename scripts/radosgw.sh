@@ -18,9 +18,11 @@ command=$1
 dir=$2
 
 free_port() {
+  # Below Linux's ephemeral range (32768 and up), where outgoing connections never hold a port
+  # that a connect probe cannot see.
   local port
   for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % 22000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
   done
   echo "no free port found" >&2

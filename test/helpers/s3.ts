@@ -15,6 +15,8 @@ import { PROJECT_ROOT } from './server-process.js';
 import { hasCommand } from './tools.js';
 
 const run = promisify(execFile);
+// The SDK's notice about Node releases to come (this one is pinned) would print on every run.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const SCRIPT = path.join(PROJECT_ROOT, 'scripts', 'radosgw.sh');
 
 /** Why S3 tests cannot run here, or null when they can. */
@@ -52,13 +54,18 @@ process.once('exit', () => {
 export async function startRadosgw(): Promise<S3Server> {
   const dir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'radosgw-')), 'cluster');
   started.add(dir);
-  let output: string;
-  try {
-    ({ stdout: output } = await run(SCRIPT, ['start', dir], { timeout: 120_000 }));
-  } catch (error) {
-    await run(SCRIPT, ['stop', dir], { timeout: 30_000 }).catch(() => undefined);
-    started.delete(dir);
-    throw error;
+  let output = '';
+  // A port the script found free can be taken before the daemon binds it: try again, on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      ({ stdout: output } = await run(SCRIPT, ['start', dir], { timeout: 120_000 }));
+      break;
+    } catch (error) {
+      await run(SCRIPT, ['stop', dir], { timeout: 30_000 }).catch(() => undefined);
+      if (attempt < 3) continue;
+      started.delete(dir);
+      throw error;
+    }
   }
   const values = Object.fromEntries(
     output

@@ -1,7 +1,8 @@
 /**
  * Upload sessions in SQLite: the record that lets any process continue an upload, and its
  * writer lease. The lease is one compare-and-set UPDATE (taken when free, expired or already
- * ours), so a PostgreSQL store implements it the same way with `UPDATE … WHERE … RETURNING`.
+ * ours), so a PostgreSQL store implements it the same way with `UPDATE … WHERE … RETURNING`,
+ * comparing expiries on the database's clock (`now()`) since several replicas take leases.
  */
 import type Database from 'better-sqlite3';
 import type { UploadLease, UploadRecord, UploadUpdate } from '../../registry/ports.js';
