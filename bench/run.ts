@@ -5,6 +5,7 @@
  *
  *   npm run bench                 # full run (512 MiB layer, 5 rounds)
  *   npm run bench -- --quick      # smoke run (32 MiB layer, 1 round, short load tests)
+ *   npm run bench -- --series s3  # only some series: push, load, scale, s3 (S3 on radosgw)
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -17,6 +18,7 @@ import { startCountingProxy } from './lib/proxy.js';
 import { repositoryName, seedDistribution, seedOurs, tagName, type ScaleSpec } from './lib/seed.js';
 import { cpuSeconds, startDistribution, startOurs, withPeakRss, type BenchServer } from './lib/servers.js';
 import { uiRounds } from './ui.js';
+import { s3Rounds } from './s3.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -29,8 +31,11 @@ const { values: args } = parseArgs({
     'load-seconds': { type: 'string' },
     tags: { type: 'string' },
     repositories: { type: 'string' },
+    /** Comma-separated series to run: push, load, scale, s3 (default: all). */
+    series: { type: 'string' },
   },
 });
+const series = new Set((args.series ?? 'push,load,scale,s3').split(','));
 const quick = args.quick ?? false;
 const rounds = Number(args.rounds ?? (quick ? 1 : 5));
 const largeBytes = Number(args['large-mib'] ?? (quick ? 32 : 512)) * MiB;
@@ -365,20 +370,23 @@ function report(): string {
 }
 
 try {
-  for (const tool of ['skopeo', 'docker-registry', 'hey']) {
+  for (const tool of ['skopeo', 'docker-registry', 'hey', ...(series.has('s3') ? ['radosgw'] : [])]) {
     try {
       await run('sh', ['-c', `command -v ${tool}`]);
     } catch {
-      throw new Error(`${tool} is missing: apt-get install -y skopeo docker-registry hey`);
+      throw new Error(`${tool} is missing: apt-get install -y skopeo docker-registry hey radosgw ceph-mon ceph-osd`);
     }
   }
   console.error('building dist/ (npm run build)…');
   await run('npm', ['run', 'build'], { cwd: path.resolve(import.meta.dirname, '..'), timeout: 300_000 });
   console.error(`benchmark on ${os.cpus().length} cores, ${rounds} round(s), work folder ${work}`);
-  await pushPullRounds();
-  await loadRounds();
-  await scaleRounds();
-  await uiRounds({ work, scale, rounds, record });
+  if (series.has('push')) await pushPullRounds();
+  if (series.has('load')) await loadRounds();
+  if (series.has('scale')) await scaleRounds();
+  if (series.has('s3')) {
+    await s3Rounds({ work, rounds, largeBytes, record, order, clearClientCache, skopeo, hey, curlUpload, curlDownload });
+  }
+  if (series.has('ui')) await uiRounds({ work, scale, rounds, record });
   console.log(`\nBenchmark ${new Date().toISOString()} — ${os.cpus().length} cores, ${rounds} round(s), large layer ${largeBytes / MiB} MiB\n`);
   console.log(report());
 } finally {

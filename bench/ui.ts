@@ -32,9 +32,9 @@ export type Recorder = (title: string, unit: string, better: 'higher' | 'lower',
 async function commitBlob(store: FilesystemBlobStore, bytes: Buffer, index: number): Promise<{ digest: string; size: number }> {
   const digest = digestBytes(bytes);
   const id = `bench-${index}`;
-  await store.createUpload(id);
-  await store.appendUpload(id, Readable.from([bytes]));
-  await store.commitUpload(id, digest);
+  const started = await store.createUpload(id);
+  const written = await store.appendUpload(id, started, Readable.from([bytes]));
+  await store.commitUpload(id, written, digest);
   return { digest, size: bytes.length };
 }
 

@@ -23,7 +23,17 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config);
-  const running = await startRegistry(config, logger);
+  let running;
+  try {
+    running = await startRegistry(config, logger);
+  } catch (error) {
+    // Storage that cannot be used (a missing bucket, refused credentials) is a setting to fix.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`registry: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
   logger.info({ url: running.url, storage: config.storage.root, version: VERSION }, 'registry listening');
 
   closeOnSignals(logger, () => running.close(), 'shutting down', { deadlineSeconds: config.http.shutdownTimeoutSeconds });

@@ -22,7 +22,7 @@ import { gcSummary } from './registry/gc.js';
 import { createLifecycle, type Lifecycle } from './registry/lifecycle.js';
 import type { BlobStore, MetadataStore } from './registry/ports.js';
 import { createRegistry, type Registry } from './registry/registry.js';
-import { FilesystemBlobStore } from './storage/filesystem/blob-store.js';
+import { needsResumableHashes, openBlobStore } from './storage/open.js';
 import type { LifecycleStore } from './registry/lifecycle-store.js';
 import { ImageExporter } from './transfer/export.js';
 import { ImageImporter } from './transfer/import.js';
@@ -89,7 +89,7 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
   const root = path.resolve(config.storage.root);
   const { exposedMode } = await preparePrivateRoot(root);
   if (exposedMode !== null) logger.warn({ root, mode: exposedMode.toString(8) }, exposedRootWarning(root, exposedMode));
-  const store = await FilesystemBlobStore.open(root);
+  const store = await openBlobStore(config.storage);
   const backend = await openMetadataBackend(config, { now: options.now });
   const { metadata, lifecycle: lifecycleStore } = backend;
   const webhooks = createWebhooks(config, backend, logger);
@@ -110,6 +110,7 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
     { name: 'metadata', probe: async () => void (await metadata.listRepositories({ limit: 1 })) },
     writableDirectoryCheck('storage', root),
   ];
+  if (store.check) readiness.push({ name: 'blob storage', probe: () => store.check!() });
   const inventory = () => backend.inventory();
   const app = createApp({
     registry,
@@ -157,8 +158,9 @@ export function buildRegistry(config: Config, store: BlobStore, metadata: Metada
       defaultCatalogPageSize: config.api.catalogPageSize,
       maxPageSize: config.api.maxPageSize,
       deleteEnabled: config.storage.deleteEnabled,
+      redirectSeconds: config.storage.redirect.enabled ? config.storage.redirect.expirySeconds : undefined,
     },
-    { rules: config.lifecycle, usage: lifecycleStore },
+    { rules: config.lifecycle, usage: lifecycleStore, resumableHashes: needsResumableHashes(config.storage) },
   );
 }
 
@@ -170,7 +172,7 @@ export async function openRegistry(
   config: Config,
 ): Promise<{ registry: Registry; lifecycleStore: LifecycleStore; close(): Promise<void> }> {
   await preparePrivateRoot(path.resolve(config.storage.root));
-  const store = await FilesystemBlobStore.open(path.resolve(config.storage.root));
+  const store = await openBlobStore(config.storage);
   const backend = await openMetadataBackend(config);
   return { registry: buildRegistry(config, store, backend.metadata, backend.lifecycle), lifecycleStore: backend.lifecycle, close: () => backend.close() };
 }

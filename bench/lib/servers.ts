@@ -58,7 +58,8 @@ export async function startOurs(root: string, env: Record<string, string> = {}):
   return waitReady('ours', child, `127.0.0.1:${port}`, root);
 }
 
-export async function startDistribution(root: string): Promise<BenchServer> {
+/** `storage` replaces the filesystem driver's lines of distribution's `storage:` section (e.g. its s3 driver). */
+export async function startDistribution(root: string, storage: string[] = ['  filesystem:', `    rootdirectory: ${root}`]): Promise<BenchServer> {
   const port = await freePort();
   await fs.mkdir(root, { recursive: true });
   const configFile = path.join(root, '..', `${path.basename(root)}-config.yml`);
@@ -73,8 +74,7 @@ export async function startDistribution(root: string): Promise<BenchServer> {
       'storage:',
       '  cache:',
       '    blobdescriptor: inmemory',
-      '  filesystem:',
-      `    rootdirectory: ${root}`,
+      ...storage,
       '  delete:',
       '    enabled: true',
       'http:',
@@ -82,7 +82,11 @@ export async function startDistribution(root: string): Promise<BenchServer> {
       '',
     ].join('\n'),
   );
-  const child = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', 'ignore', 'ignore'] });
+  // This machine sets AWS_CA_BUNDLE; distribution's AWS SDK then fails to start its s3 driver
+  // ("unable to load custom CA bundle, HTTPClient's transport unsupported type"), and the
+  // endpoint is plain HTTP on loopback anyway.
+  const { AWS_CA_BUNDLE: _caBundle, ...env } = process.env;
+  const child = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', 'ignore', 'ignore'], env });
   return waitReady('distribution', child, `127.0.0.1:${port}`, root);
 }
 

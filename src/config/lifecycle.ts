@@ -28,7 +28,7 @@ export function parseSize(text: string): number | null {
 }
 
 const SIZE_MESSAGE = 'must be a number of bytes or a size such as 500MB, 10GiB';
-const sizeSchema = z.preprocess(
+export const sizeSchema = z.preprocess(
   (value) => (typeof value === 'string' ? (parseSize(value) ?? value) : value),
   z.number({ error: SIZE_MESSAGE }).int(SIZE_MESSAGE).nonnegative(SIZE_MESSAGE),
 );

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { authConfigSchema } from '../auth/config.js';
 import { webhooksConfigSchema } from '../webhooks/config.js';
 import { lifecycleConfigSchema } from './lifecycle.js';
+import { storageConfigSchema } from './storage.js';
 import { httpOperationsShape, importConfigSchema, metricsConfigSchema } from './operations.js';
 import { uiConfigSchema } from './ui.js';
 
@@ -36,15 +37,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    storage: z
-      .object({
-        /** Folder holding blobs, uploads and the metadata database. */
-        root: z.string().min(1, 'must not be empty').default('./storage'),
-        /** Allow DELETE of manifests, tags and blobs. */
-        deleteEnabled: z.boolean().default(true),
-      })
-      .strict()
-      .prefault({}),
+    storage: storageConfigSchema,
     api: z
       .object({
         /** Answer HEAD for a blob held in another repository the caller may pull by linking it. */

@@ -94,6 +94,7 @@ export function createMetrics(sources: MetricsSources | RegistryStats): Metrics 
   fromStats('registry_blobs_committed_total', 'Blobs completed from uploads', () => stats.blobsCommitted);
   fromStats('registry_blobs_mounted_total', 'Blobs linked into a repository without an upload (mount or HEAD)', () => stats.blobsMounted);
   fromStats('registry_served_bytes_total', 'Blob bytes served to clients (pulled)', () => stats.servedBytes);
+  fromStats('registry_redirected_pulls_total', 'Blob GETs answered with a redirect to the object store (storage.redirect)', () => stats.redirectedPulls);
 
   if (inventory) {
     const read = shared(inventory);

@@ -1,7 +1,7 @@
 /** Blobs as a repository sees them: existence checks, reads, deletes and cross-repository mounts. */
 import { isRegistryError, RegistryError } from './errors.js';
 import type { Readable, Writable } from 'node:stream';
-import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob, SendOptions } from './ports.js';
+import type { Actor, BlobLinkGuard, BlobStore, ByteRange, MetadataStore, RepositoryAccess, RepositoryBlob, SendOptions } from './ports.js';
 import type { RegistryStats } from './stats.js';
 import { BoundedMap } from '../runtime/bounded-map.js';
 
@@ -9,6 +9,8 @@ import { BoundedMap } from '../runtime/bounded-map.js';
 const MOUNT_CANDIDATES = 50;
 
 export interface BlobServiceOptions {
+  /** Seconds a presigned URL given for a blob GET stays valid; unset: blobs are served by the registry. */
+  redirectSeconds?: number;
   /**
    * Answer a HEAD for a blob the registry holds (in a repository the caller may pull) by
    * linking it into the requested repository, so pushes never re-send known layers.
@@ -29,6 +31,8 @@ export class BlobService {
     private readonly metadata: MetadataStore,
     private readonly options: BlobServiceOptions,
     private readonly stats: RegistryStats,
+    /** The exact check of a link, in its transaction (quotas). */
+    private readonly linkGuard?: (repository: string) => BlobLinkGuard | undefined,
   ) {}
 
   /** The blob as the repository holds it; throws BLOB_UNKNOWN otherwise. */
@@ -51,10 +55,24 @@ export class BlobService {
       throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is damaged in storage; upload it again`, { digest });
     }
     if (this.options.linkKnownBlobsOnHead && access.canPush(repository)) {
-      const linked = await this.mount(repository, digest, undefined, access, actor);
+      // Over its quota, the repository does not get the blob linked: the client uploads it and is told why.
+      const linked = await this.mount(repository, digest, undefined, access, actor).catch((error: unknown) => {
+        if (isRegistryError(error) && error.code === 'DENIED') return null;
+        throw error;
+      });
       if (linked) return linked;
     }
     throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
+  }
+
+  /**
+   * Where a client can fetch the blob without the registry (a presigned object-store URL), or
+   * null when pulls stream through the registry (redirects off, or a driver without URLs).
+   */
+  async redirectUrl(blob: RepositoryBlob): Promise<string | null> {
+    if (this.options.redirectSeconds === undefined || !this.store.presign) return null;
+    this.stats.redirectedPulls++;
+    return this.store.presign(blob.digest, this.options.redirectSeconds);
   }
 
   /** Streams a blob the repository holds (found with {@link get}), refusing a damaged file. */
@@ -120,7 +138,7 @@ export class BlobService {
           await this.metadata.releaseBlobClaim(claim);
           return null;
         }
-        await this.metadata.linkBlob(repository, blob, actor, claim);
+        await this.metadata.linkBlob(repository, blob, actor, claim, this.linkGuard?.(repository));
       } catch (error) {
         await this.metadata.releaseBlobClaim(claim);
         if (isRegistryError(error) && error.code === 'BLOB_UNKNOWN') return null;
@@ -138,6 +156,8 @@ export class BlobService {
    * and a stat per HEAD was a sixth of its cost. GET checks the size of the file it serves anyway.
    */
   private async intact(blob: RepositoryBlob): Promise<boolean> {
+    // Object storage writes objects whole: metadata answers, with no round trip per HEAD or mount.
+    if (!this.store.statIsCheap) return true;
     const trustedUntil = this.recentlyIntact.get(blob.digest);
     if (trustedUntil !== undefined && trustedUntil > Date.now()) return true;
     const stored = await this.store.stat(blob.digest);

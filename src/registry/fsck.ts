@@ -9,12 +9,11 @@
  */
 import { algorithmOf, digestBytes, digestStream } from './digests.js';
 import { isRegistryError, RegistryError } from './errors.js';
-import { CLAIM_STALE_MS, LIFECYCLE_ACTOR, withCollectionLease } from './gc.js';
+import { CLAIM_STALE_MS, inBatches, LIFECYCLE_ACTOR, withCollectionLease } from './gc.js';
 import type { BlobRecord, ImageRef, LifecycleStore } from './lifecycle-store.js';
-import type { BlobStore, MetadataStore } from './ports.js';
+import type { BlobStore, MetadataStore, StoredBlob } from './ports.js';
 
 const PAGE = 500;
-const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 export type FindingKind =
   | 'blob-missing'
@@ -183,34 +182,29 @@ export class Fsck {
     return actual === blob.digest ? null : `its content hashes to ${actual}`;
   }
 
-  /** Files in blob storage no record points at. */
+  /** Files in blob storage no record points at (one listing gives their sizes and ages). */
   private async checkFiles(checked: FsckReport['checked'], cutoff: number, renew: () => Promise<void>): Promise<FsckFinding[]> {
     const findings: FsckFinding[] = [];
-    const handle = async (digests: string[]) => {
+    const counted = (async function* (listing: AsyncIterable<StoredBlob>) {
+      for await (const blob of listing) {
+        checked.files++;
+        yield blob;
+      }
+    })(this.store.list());
+    await inBatches(counted, PAGE, async (listed) => {
       await renew();
-      for (const digest of await this.lifecycle.digestsWithoutRecord(digests)) {
-        const [modifiedAt, stat] = [await this.store.modifiedAt(digest), await this.store.stat(digest)];
-        if (modifiedAt === null || stat === null || modifiedAt >= cutoff) continue;
+      const unrecorded = new Set(await this.lifecycle.digestsWithoutRecord(listed.map((blob) => blob.digest)));
+      for (const { digest, size, modifiedAt } of listed) {
+        if (!unrecorded.has(digest) || modifiedAt >= cutoff) continue;
         findings.push({
           kind: 'file-orphan',
           digest,
-          problem: `file of ${digest} (${stat.size} bytes) is in blob storage but no record points at it`,
+          problem: `file of ${digest} (${size} bytes) is in blob storage but no record points at it`,
           repair: 'delete the file',
           repairable: true,
         });
       }
-    };
-    let batch: string[] = [];
-    for await (const digest of this.store.list()) {
-      checked.files++;
-      if (!DIGEST.test(digest)) continue;
-      batch.push(digest);
-      if (batch.length === PAGE) {
-        await handle(batch);
-        batch = [];
-      }
-    }
-    if (batch.length) await handle(batch);
+    });
     return findings;
   }
 

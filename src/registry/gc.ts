@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { RegistryError } from './errors.js';
 import type { BlobCutoffs, BlobRecord, GcRunRecord, LifecycleStore, RemovedManifest, RetentionDrop } from './lifecycle-store.js';
-import type { Actor, BlobStore, MetadataStore } from './ports.js';
+import type { Actor, BlobStore, MetadataStore, StoredBlob, StoredUpload } from './ports.js';
 import type { LifecyclePolicies } from './policies.js';
 import { decideRetention } from './retention.js';
 import type { UploadService } from './uploads.js';
@@ -254,17 +254,14 @@ export class GarbageCollector {
     await this.lifecycle.forgetBlobs(marked.map((blob) => blob.digest));
   }
 
-  /** Files in blob storage no record points at, older than the grace period. */
+  /** Files in blob storage no record points at, older than the grace period: one listing gives their sizes and ages. */
   private async deleteOrphanFiles(cutoffs: BlobCutoffs, dryRun: boolean, renew: () => Promise<void>): Promise<ListedSection<BlobRecord>> {
     const report = section<BlobRecord>();
-    const handle = async (digests: string[]) => {
-      const candidates: BlobRecord[] = [];
-      for (const digest of await this.lifecycle.digestsWithoutRecord(digests)) {
-        const modifiedAt = await this.store.modifiedAt(digest);
-        const stat = await this.store.stat(digest);
-        if (modifiedAt === null || stat === null || modifiedAt >= cutoffs.graceCutoff) continue;
-        candidates.push({ digest, size: stat.size });
-      }
+    const handle = async (listed: StoredBlob[]) => {
+      const unrecorded = new Set(await this.lifecycle.digestsWithoutRecord(listed.map((blob) => blob.digest)));
+      const candidates = listed
+        .filter((blob) => unrecorded.has(blob.digest) && blob.modifiedAt < cutoffs.graceCutoff)
+        .map(({ digest, size }) => ({ digest, size }));
       if (candidates.length === 0) return;
       if (dryRun) {
         for (const blob of candidates) add(report, blob, blob.size);
@@ -273,38 +270,42 @@ export class GarbageCollector {
       await this.deleteMarked(await this.lifecycle.markOrphans(candidates, cutoffs), report);
       await renew();
     };
-    let batch: string[] = [];
-    for await (const digest of this.store.list()) {
-      if (!DIGEST.test(digest)) continue;
-      batch.push(digest);
-      if (batch.length === BATCH) {
-        await handle(batch);
-        batch = [];
-      }
-    }
-    if (batch.length > 0) await handle(batch);
+    await inBatches(this.store.list(), BATCH, handle);
     return report;
   }
 
-  /** Sessions (and stray temporary files) idle since before the cut-off. */
+  /** Sessions idle since before the cut-off (multipart uploads aborted with them), and upload data no session owns. */
   private async purgeUploads(cutoff: number, dryRun: boolean): Promise<GcReport['uploadsPurged']> {
     const report = section<{ id: string; repository: string | null; size: number }>();
-    const files = new Map<string, { size: number; modifiedAt: number }>();
-    for await (const file of this.store.listUploads()) files.set(file.id, file);
-    for (const session of await this.lifecycle.uploadsCreatedBefore(cutoff)) {
-      const file = files.get(session.id);
-      files.delete(session.id);
-      if (file && file.modifiedAt >= cutoff) continue; // still being written
-      if (!dryRun) await this.uploads.expire(session.id);
-      add(report, { id: session.id, repository: session.repository, size: file?.size ?? 0 }, file?.size ?? 0);
+    const stored = new Map<string, StoredUpload>();
+    for await (const upload of this.store.listUploads()) stored.set(upload.id, upload);
+    for (const session of await this.lifecycle.uploadsIdleSince(cutoff)) {
+      stored.delete(session.id);
+      // A request writing to it right now holds its lease: not idle after all.
+      if (!dryRun && !(await this.uploads.expire(session.id))) continue;
+      add(report, { id: session.id, repository: session.repository, size: session.size }, session.size);
     }
-    for (const [id, file] of files) {
-      if (file.modifiedAt >= cutoff || (await this.metadata.getUpload(id)) !== null) continue;
-      if (!dryRun) await this.store.deleteUpload(id);
-      add(report, { id, repository: null, size: file.size }, file.size);
+    for (const [id, upload] of stored) {
+      if (upload.modifiedAt >= cutoff || (await this.metadata.getUpload(id)) !== null) continue;
+      if (!dryRun) await this.store.deleteUpload(id, null);
+      add(report, { id, repository: null, size: upload.size }, upload.size);
     }
     return report;
   }
+}
+
+/** Hands `items` to `handle` in batches of `size` digests (the last one shorter); entries without a digest's shape are skipped. */
+export async function inBatches(items: AsyncIterable<StoredBlob>, size: number, handle: (batch: StoredBlob[]) => Promise<void>): Promise<void> {
+  let batch: StoredBlob[] = [];
+  for await (const item of items) {
+    if (!DIGEST.test(item.digest)) continue;
+    batch.push(item);
+    if (batch.length === size) {
+      await handle(batch);
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await handle(batch);
 }
 
 function section<T>(): ListedSection<T> {

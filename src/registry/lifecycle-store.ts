@@ -11,7 +11,7 @@
  * 2. delete the files;
  * 3. forget: delete the marked rows.
  */
-import type { Actor, UploadSession } from './ports.js';
+import type { Actor, UploadRecord } from './ports.js';
 
 export interface BlobRecord {
   digest: string;
@@ -92,6 +92,11 @@ export interface RepositoryUsage {
   logicalBytes: number;
   /** Bytes no other repository's manifests use: what deleting the repository would free. */
   uniqueBytes: number;
+  /**
+   * What quotas count: its manifests plus every distinct blob linked into it or referenced by
+   * them, including uploads no manifest names yet (those go with the next collection).
+   */
+  heldBytes: number;
 }
 
 export interface RegistryUsage {
@@ -158,8 +163,8 @@ export interface LifecycleStore {
   forgetBlobs(digests: string[]): Promise<void>;
   /** Deletes claims older than the cut-off; returns how many. */
   purgeStaleClaims(claimCutoff: number): Promise<number>;
-  /** Upload sessions created before the instant. */
-  uploadsCreatedBefore(instant: number): Promise<UploadSession[]>;
+  /** Upload sessions whose last change was before the instant (idle ones, for the purge). */
+  uploadsIdleSince(instant: number): Promise<UploadRecord[]>;
   recordGcRun(run: Omit<GcRunRecord, 'id'>): Promise<void>;
   /** The latest runs first. */
   gcRuns(limit: number, options?: { includeDryRuns?: boolean }): Promise<GcRunRecord[]>;
@@ -167,14 +172,14 @@ export interface LifecycleStore {
   gcTotals(): Promise<{ runs: number; bytesReclaimed: number; lastRunAt: number | null }>;
 
   // --- usage and quotas
-  /** A repository's stored bytes (RepositoryUsage.logicalBytes), 0 when it does not exist. */
-  storedBytes(repository: string): Promise<number>;
+  /** What a repository holds as quotas count it (RepositoryUsage.heldBytes), 0 when it does not exist. */
+  heldBytes(repository: string): Promise<number>;
   repositoryUsage(repository: string): Promise<RepositoryUsage | null>;
   /** Every repository's usage, in name order. */
   repositoriesUsage(): Promise<RepositoryUsage[]>;
   registryUsage(): Promise<RegistryUsage>;
-  /** Whether a manifest of the repository references the blob (it already counts towards its size). */
-  isReferencedIn(repository: string, digest: string): Promise<boolean>;
+  /** Whether the repository holds the blob, linked or referenced (it already counts towards its quota). */
+  holdsBlob(repository: string, digest: string): Promise<boolean>;
 
   // --- integrity
   /** Blob records after `after` in digest order (marked ones excluded). */

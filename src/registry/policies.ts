@@ -6,6 +6,7 @@
  */
 import { RegistryError } from './errors.js';
 import { compilePatterns, type Matcher } from './patterns.js';
+import type { BlobLinkGuard } from './ports.js';
 
 export interface RetentionPolicyRule {
   name?: string;
@@ -155,14 +156,14 @@ function label(kind: string, index: number, name: string | undefined, patterns: 
 
 /** What the early quota check on blob uploads reads. */
 export interface UsageReader {
-  storedBytes(repository: string): Promise<number>;
-  isReferencedIn(repository: string, digest: string): Promise<boolean>;
+  heldBytes(repository: string): Promise<number>;
+  holdsBlob(repository: string, digest: string): Promise<boolean>;
 }
 
 /**
- * Refuses a blob upload that could only be followed by a manifest push over the repository's
- * quota: a blob the repository does not use yet adds its size to what the repository stores.
- * The manifest push itself is checked again, exactly, in its transaction.
+ * Refuses early a blob upload that would take the repository over its quota: a blob the
+ * repository does not hold yet adds its size to what it holds. The link itself is checked
+ * again, exactly, in its transaction ({@link blobLinkGuard}), and so is every manifest push.
  */
 export async function checkBlobQuota(
   policies: LifecyclePolicies,
@@ -173,7 +174,21 @@ export async function checkBlobQuota(
 ): Promise<void> {
   const quota = policies.quota(repository);
   if (!quota) return;
-  if (await usage.isReferencedIn(repository, digest)) return;
-  const after = (await usage.storedBytes(repository)) + size;
+  if (await usage.holdsBlob(repository, digest)) return;
+  const after = (await usage.heldBytes(repository)) + size;
   if (after > quota.maxBytes) throw quotaExceeded(repository, quota, after);
+}
+
+/**
+ * The in-transaction quota check of a blob link (upload, mount, link on HEAD): refused when the
+ * link adds bytes and takes the repository over its quota. Undefined when no quota applies.
+ */
+export function blobLinkGuard(policies: LifecyclePolicies, repository: string): BlobLinkGuard | undefined {
+  const quota = policies.quota(repository);
+  if (!quota) return undefined;
+  return {
+    quota: ({ before, after }) => {
+      if (after > quota.maxBytes && after > before) throw quotaExceeded(repository, quota, after);
+    },
+  };
 }

@@ -13,11 +13,21 @@ export interface ByteRange {
 }
 
 /**
- * Content-addressed blob bytes plus the temporary files of uploads in progress.
+ * Content-addressed blob bytes plus the data of uploads in progress.
  * A blob becomes visible under its digest only through {@link BlobStore.commitUpload},
  * after the caller verified the digest, so readers never see half-written content.
+ *
+ * An upload is written in appends, each by one writer at a time (the metadata store's writer
+ * lease). What a driver needs to continue an upload in any process is in its
+ * {@link UploadProgress}, which the caller keeps in the upload's metadata record and hands
+ * back on the next call; a driver keeps nothing about an upload in memory.
  */
 export interface BlobStore {
+  /**
+   * Whether {@link stat} is a local call (a file system) rather than a network round trip
+   * (object storage): the request path checks stored sizes on HEAD only when it is.
+   */
+  readonly statIsCheap: boolean;
   /** Size of a committed blob, or null when there is none. */
   stat(digest: string): Promise<{ size: number } | null>;
   /**
@@ -34,33 +44,56 @@ export interface BlobStore {
    * with a chunk when it calls back for it (sockets and files are; one that keeps chunks copies them).
    */
   send(digest: string, sink: Writable, options?: SendOptions): Promise<void>;
-  /** When a committed blob's content was last written (ms since the epoch), or null when there is none. */
-  modifiedAt(digest: string): Promise<number | null>;
+  /**
+   * A URL that serves the committed blob without the registry (object storage), valid for
+   * `expiresInSeconds`; absent when the driver cannot give one.
+   */
+  presign?(digest: string, expiresInSeconds: number): Promise<string>;
+  /** Throws, saying why, when the storage cannot serve (readiness); absent when there is nothing to check. */
+  check?(): Promise<void>;
   /** Removes a committed blob; false when it was not there. */
   delete(digest: string): Promise<boolean>;
-  /** Every committed blob digest, in no particular order. */
-  list(): AsyncIterable<string>;
+  /** Every committed blob with its size and last write, in no particular order, in one listing (no request per blob). */
+  list(): AsyncIterable<StoredBlob>;
 
-  /** Creates the empty temporary file of an upload session. */
-  createUpload(id: string): Promise<void>;
+  /** Prepares an upload session; returns its progress at 0 bytes. */
+  createUpload(id: string): Promise<UploadProgress>;
   /**
-   * Appends a stream to an upload's temporary file, calling `observe` with every chunk
-   * actually written (for incremental hashing). Resolves with the upload's new size.
+   * Appends a stream to an upload at `progress`, calling `observe` with every chunk taken
+   * (for incremental hashing), and resolves with the new progress. When it rejects, the upload
+   * is still at `progress`: nothing of a failed append counts.
    */
-  appendUpload(id: string, source: Readable, observe?: (chunk: Buffer) => void): Promise<number>;
-  /** Current size of an upload's temporary file, or null when it does not exist. */
-  uploadSize(id: string): Promise<number | null>;
-  /** Streams an upload's temporary file from the start (to rehash it after a restart). */
-  readUpload(id: string): Promise<Readable>;
+  appendUpload(id: string, progress: UploadProgress, source: Readable, observe?: (chunk: Buffer) => void): Promise<UploadProgress>;
   /**
-   * Makes a verified upload durable under its digest (fsync, then atomic rename). When the
-   * blob already exists the upload is discarded and the stored blob left untouched.
+   * Streams an upload's bytes from the start (to hash them when no running hash survived).
+   * A driver that cannot read an upload in progress (S3 multipart) may assemble it first, so
+   * call it only to finish the upload: it resolves with the progress to commit with.
    */
-  commitUpload(id: string, digest: string): Promise<void>;
-  /** Removes an upload's temporary file, if any. */
-  deleteUpload(id: string): Promise<void>;
-  /** Every upload's temporary file, with its size and last write (ms since the epoch). */
+  readUpload(id: string, progress: UploadProgress): Promise<{ stream: Readable; progress: UploadProgress }>;
+  /**
+   * Makes a verified upload durable under its digest, atomically. When the blob already exists
+   * the upload is discarded and the stored blob left untouched.
+   */
+  commitUpload(id: string, progress: UploadProgress, digest: string): Promise<void>;
+  /** Removes an upload's data, if any; `progress` null for data found without a record (the purge). */
+  deleteUpload(id: string, progress: UploadProgress | null): Promise<void>;
+  /** Every upload's data in storage, with its size and last write (ms since the epoch). */
   listUploads(): AsyncIterable<StoredUpload>;
+}
+
+/** Where an upload stands in storage: kept in its metadata record between requests. */
+export interface UploadProgress {
+  /** Bytes received so far. */
+  size: number;
+  /** The driver's own state (JSON text: multipart upload id, parts, tail), opaque to the domain; null when it needs none. */
+  driverState: string | null;
+}
+
+export interface StoredBlob {
+  digest: string;
+  size: number;
+  /** Last write, ms since the epoch. */
+  modifiedAt: number;
 }
 
 export interface SendOptions {
@@ -73,6 +106,7 @@ export interface SendOptions {
   onBytes?: (bytes: number) => void;
 }
 
+/** Upload data found in storage (the purge matches it against the records). */
 export interface StoredUpload {
   id: string;
   size: number;
@@ -88,6 +122,31 @@ export interface UploadSession {
   id: string;
   repository: string;
   createdAt: number;
+}
+
+/** An upload session with everything needed to continue it in any process. */
+export interface UploadRecord extends UploadSession, UploadProgress {
+  /** The running hash's saved state at `size` (see digests.ts), or null when none was saved. */
+  hashState: string | null;
+  /** Last change (ms since the epoch): idle sessions are purged. */
+  updatedAt: number;
+}
+
+/** What a writer records after an append. */
+export interface UploadUpdate extends UploadProgress {
+  hashState: string | null;
+}
+
+/**
+ * The answer to taking an upload's writer lease: the record when taken; otherwise whether
+ * another writer holds it (`busy`) or the upload is gone (`unknown`).
+ */
+export type UploadLease = { state: 'acquired'; upload: UploadRecord } | { state: 'busy' | 'unknown' };
+
+/** Checks linking a blob must pass, inside the transaction that links it. */
+export interface BlobLinkGuard {
+  /** Given what the repository holds (see LifecycleStore.heldBytes) before and after the link. */
+  quota?(usage: { before: number; after: number }): void;
 }
 
 export type ManifestReferenceKind = 'blob' | 'manifest';
@@ -169,10 +228,10 @@ export interface MetadataStore {
   getRepositoryBlob(repository: string, digest: string): Promise<RepositoryBlob | null>;
   /**
    * Records a committed blob and links it into a repository (creating the repository), and
-   * ends `claim` in the same transaction. Rejects with BLOB_UNKNOWN when garbage collection is
-   * deleting the blob: a blob on its way out is never linked again.
+   * ends `claim` in the same transaction, after `guard` passed. Rejects with BLOB_UNKNOWN when
+   * garbage collection is deleting the blob: a blob on its way out is never linked again.
    */
-  linkBlob(repository: string, blob: RepositoryBlob, actor: Actor, claim?: string): Promise<void>;
+  linkBlob(repository: string, blob: RepositoryBlob, actor: Actor, claim?: string, guard?: BlobLinkGuard): Promise<void>;
   /**
    * Protects a digest from garbage collection while its content is put in place and linked
    * (upload commit, mount, link on HEAD): returns a claim to hand to linkBlob (or to
@@ -185,8 +244,18 @@ export interface MetadataStore {
   /** Up to `limit` repositories that link a blob, for mount-without-`from` decisions. */
   repositoriesWithBlob(digest: string, limit: number): Promise<string[]>;
 
-  createUpload(session: UploadSession): Promise<void>;
-  getUpload(id: string): Promise<UploadSession | null>;
+  createUpload(upload: UploadRecord): Promise<void>;
+  getUpload(id: string): Promise<UploadRecord | null>;
+  /**
+   * Compare-and-set: makes `writer` the upload's one writer until `ttlMs` from now, unless
+   * another writer holds an unexpired lease; the same writer calling again renews it. Any
+   * process may continue any upload, one request at a time.
+   */
+  leaseUpload(id: string, writer: string, ttlMs: number): Promise<UploadLease>;
+  /** Records an append, only while `writer` still holds the lease (compare-and-set); false when it lost it. */
+  saveUpload(id: string, writer: string, update: UploadUpdate): Promise<boolean>;
+  /** Ends `writer`'s lease, if it holds it. */
+  releaseUpload(id: string, writer: string): Promise<void>;
   deleteUpload(id: string): Promise<void>;
 
   /** Which of these digests are not linked (as blobs) into the repository. */

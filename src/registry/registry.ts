@@ -3,7 +3,7 @@ import { DEFAULT_CLAIM_OPTIONS, type ClaimOptions } from './blob-claims.js';
 import { BlobService } from './blobs.js';
 import { ListingService } from './listings.js';
 import { ManifestService } from './manifests.js';
-import { checkBlobQuota, LifecyclePolicies, NO_RULES, type LifecycleRules, type UsageReader } from './policies.js';
+import { blobLinkGuard, checkBlobQuota, LifecyclePolicies, NO_RULES, type LifecycleRules, type UsageReader } from './policies.js';
 import type { BlobStore, MetadataStore } from './ports.js';
 import { RegistryStats } from './stats.js';
 import { UploadService } from './uploads.js';
@@ -14,6 +14,8 @@ export interface RegistryOptions {
   defaultCatalogPageSize: number;
   maxPageSize: number;
   deleteEnabled: boolean;
+  /** Seconds a presigned redirect for a blob GET stays valid; unset: blobs stream through the registry. */
+  redirectSeconds?: number;
 }
 
 export interface Registry {
@@ -36,6 +38,8 @@ export interface RegistryExtras {
   usage?: UsageReader;
   /** How long a push waits for garbage collection to finish deleting a blob it brings back. */
   claims?: ClaimOptions;
+  /** See UploadServiceOptions.resumableHashes: on where uploads may move between processes (object storage). */
+  resumableHashes?: boolean;
 }
 
 export function createRegistry(store: BlobStore, metadata: MetadataStore, options: RegistryOptions, extras: RegistryExtras = {}): Registry {
@@ -45,9 +49,15 @@ export function createRegistry(store: BlobStore, metadata: MetadataStore, option
   const admit = usage && policies.hasQuotas
     ? (repository: string, digest: string, size: number) => checkBlobQuota(policies, usage, repository, digest, size)
     : undefined;
+  const linkGuard = policies.hasQuotas ? (repository: string) => blobLinkGuard(policies, repository) : undefined;
   return {
-    blobs: new BlobService(store, metadata, options, stats),
-    uploads: new UploadService(store, metadata, stats, admit, extras.claims ?? DEFAULT_CLAIM_OPTIONS),
+    blobs: new BlobService(store, metadata, options, stats, linkGuard),
+    uploads: new UploadService(store, metadata, stats, {
+      resumableHashes: extras.resumableHashes ?? false,
+      admit,
+      linkGuard,
+      claims: extras.claims ?? DEFAULT_CLAIM_OPTIONS,
+    }),
     manifests: new ManifestService(metadata, options, policies),
     listings: new ListingService(metadata, options),
     metadata,

@@ -11,4 +11,6 @@ export class RegistryStats {
   blobsMounted = 0;
   /** Blob bytes served by GET (full or ranged), counted as they are sent. */
   servedBytes = 0;
+  /** Blob GETs answered with a redirect to the object store (storage.redirect). */
+  redirectedPulls = 0;
 }

@@ -1,20 +1,27 @@
 /**
  * Blob upload sessions: start, append (streamed or chunked), status, complete, cancel.
  *
- * Bytes stream straight into the session's temporary file while a running hash follows
- * them, so completing an upload needs no second pass over the data. The running hash lives
- * in memory only; when it is lost (a restart, a failed write) it is recomputed from the file.
+ * Bytes stream straight into the blob store while a running hash follows them, so completing
+ * an upload needs no second pass over the data. Everything needed to continue an upload lives
+ * in its metadata record (size, the driver's progress, the hash's saved state), and one request
+ * at a time writes to it, holding the record's writer lease: any process may serve any
+ * request of any upload, also after a restart.
  */
-import { randomUUID, type Hash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { blobBeingCollected, claimBlob, DEFAULT_CLAIM_OPTIONS, type ClaimOptions } from './blob-claims.js';
-import { createDigester, digestOf, digestStream } from './digests.js';
+import { digestStream, resumeDigest, startDigest, type RunningDigest } from './digests.js';
 import { RegistryError } from './errors.js';
-import type { Actor, BlobStore, ByteRange, MetadataStore, RepositoryBlob, UploadSession } from './ports.js';
+import type { Actor, BlobLinkGuard, BlobStore, ByteRange, MetadataStore, RepositoryBlob, UploadProgress, UploadRecord } from './ports.js';
 import { parseDigest } from './references.js';
 import type { RegistryStats } from './stats.js';
+import { BoundedMap } from '../runtime/bounded-map.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Running hashes kept in this process (node:crypto's, which cannot be saved). */
+const IN_PROCESS_HASHES = 1_000;
 
 export interface UploadStatus {
   id: string;
@@ -31,84 +38,126 @@ export interface UploadChunk {
   length?: number;
 }
 
-/** The running sha256 of an upload, valid while `size` equals the file's size. */
-interface RunningHash {
-  hash: Hash;
-  size: number;
+export interface UploadServiceOptions {
+  /**
+   * Save the running hash with every append (resumable, slower), so that any process
+   * continues the upload without reading it back: needed where reading back is a download
+   * (object storage) or impossible (an unfinished multipart upload). Off, node:crypto's hash
+   * stays in this process and a process without it re-reads the upload's local file once.
+   */
+  resumableHashes: boolean;
+  /** Checks a verified blob may join the repository (quotas) before it is committed; throws to refuse it. */
+  admit?: (repository: string, digest: string, size: number) => Promise<void>;
+  /** The exact check of the link, in its transaction (quotas). */
+  linkGuard?: (repository: string) => BlobLinkGuard | undefined;
+  claims?: ClaimOptions;
+  /** How long a writer's lease lasts unless renewed (it is renewed while the writer works). */
+  leaseMs?: number;
+  /** How long completing or cancelling waits for another request's lease to end. */
+  leaseWaitMs?: number;
+}
+
+const DEFAULT_LEASE_MS = 60_000;
+const DEFAULT_LEASE_WAIT_MS = 10_000;
+const LEASE_POLL_MS = 20;
+
+/** A taken writer lease: the record as it was taken, and this writer's name. */
+interface Held {
+  upload: UploadRecord;
+  writer: string;
 }
 
 export class UploadService {
-  private readonly runningHashes = new Map<string, RunningHash>();
-  private readonly busy = new Set<string>();
+  /** node:crypto hashes by upload id, each valid while its size is the record's. */
+  private readonly inProcess = new BoundedMap<string, { digest: RunningDigest; size: number }>(IN_PROCESS_HASHES);
+  private readonly claims: ClaimOptions;
+  private readonly leaseMs: number;
+  private readonly leaseWaitMs: number;
 
   constructor(
     private readonly store: BlobStore,
     private readonly metadata: MetadataStore,
     private readonly stats: RegistryStats,
-    /** Checks a verified blob may join the repository (quotas); throws to refuse it. */
-    private readonly admit: (repository: string, digest: string, size: number) => Promise<void> = async () => {},
-    private readonly claims: ClaimOptions = DEFAULT_CLAIM_OPTIONS,
-  ) {}
+    private readonly options: UploadServiceOptions = { resumableHashes: false },
+  ) {
+    this.claims = options.claims ?? DEFAULT_CLAIM_OPTIONS;
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.leaseWaitMs = options.leaseWaitMs ?? DEFAULT_LEASE_WAIT_MS;
+  }
 
   async start(repository: string): Promise<UploadStatus> {
-    const session: UploadSession = { id: randomUUID(), repository, createdAt: Date.now() };
-    await this.store.createUpload(session.id);
-    await this.metadata.createUpload(session);
-    this.runningHashes.set(session.id, { hash: createDigester(), size: 0 });
-    return { id: session.id, size: 0 };
+    const id = randomUUID();
+    const progress = await this.store.createUpload(id);
+    const now = Date.now();
+    await this.metadata.createUpload({ id, repository, createdAt: now, updatedAt: now, ...progress, hashState: null });
+    return { id, size: progress.size };
   }
 
   async status(repository: string, id: string): Promise<UploadStatus> {
-    await this.session(repository, id);
-    return { id, size: await this.size(id) };
+    const upload = await this.session(repository, id);
+    return { id, size: upload.size };
   }
 
-  /** Appends one chunk (PATCH). */
+  /** Appends one chunk (PATCH); refused at once while another request writes to the upload. */
   async append(repository: string, id: string, chunk: UploadChunk): Promise<UploadStatus> {
-    await this.session(repository, id);
-    return this.exclusively(id, async () => ({ id, size: await this.write(id, chunk) }));
+    return this.exclusively(repository, id, false, async (held, renewed) => {
+      const { progress, digest } = await this.write(held.upload, chunk, this.options.resumableHashes);
+      const hashState = digest.save();
+      if (!(await this.metadata.saveUpload(id, held.writer, { ...progress, hashState }))) throw renewed.lost();
+      if (hashState === null) this.inProcess.set(id, { digest, size: progress.size });
+      checkReceived(chunk, held.upload.size, progress.size);
+      return { id, size: progress.size };
+    });
   }
 
   /**
    * Finishes an upload (PUT ?digest=), with an optional last chunk: verifies the digest,
    * makes the blob durable under it and links it into the repository. A wrong digest
-   * cancels the session; nothing of it ever becomes visible.
+   * cancels the session; nothing of it ever becomes visible. Waits (briefly) for a request
+   * still writing to the upload, so that against a cancel one of the two wins cleanly.
    */
   async complete(repository: string, id: string, digest: string, lastChunk: UploadChunk | null, actor: Actor): Promise<RepositoryBlob> {
     const { algorithm } = parseDigest(digest);
-    await this.session(repository, id);
-    return this.exclusively(id, async () => {
-      const size = lastChunk ? await this.write(id, lastChunk) : await this.size(id);
-      const running = this.runningHashes.get(id);
-      const actual =
-        algorithm === 'sha256' && running && running.size === size
-          ? digestOf(running.hash)
-          : await digestStream(await this.store.readUpload(id), algorithm);
-      this.runningHashes.delete(id);
+    return this.exclusively(repository, id, true, async (held) => {
+      let progress: UploadProgress = held.upload;
+      let running: RunningDigest | null = null;
+      if (lastChunk) {
+        // Finished in this request: nothing needs to resume this hash.
+        ({ progress, digest: running } = await this.write(held.upload, lastChunk, false));
+        checkReceived(lastChunk, held.upload.size, progress.size);
+      } else if (algorithm === 'sha256') {
+        running = await this.runningDigest(held.upload, false).catch(() => null);
+      }
+      this.inProcess.delete(id);
+      let actual: string;
+      if (algorithm === 'sha256' && running) {
+        actual = running.digest();
+      } else {
+        const read = await this.store.readUpload(id, progress);
+        progress = read.progress;
+        actual = await digestStream(read.stream, algorithm);
+      }
       if (actual !== digest) {
-        await this.discard(id);
-        throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, {
-          expected: digest,
-          actual,
-        });
+        await this.discard(id, progress);
+        throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { expected: digest, actual });
       }
       try {
-        await this.admit(repository, digest, size);
+        await this.options.admit?.(repository, digest, progress.size);
       } catch (error) {
-        await this.discard(id);
+        await this.discard(id, progress);
         throw error;
       }
-      const blob = { digest, size };
+      const blob = { digest, size: progress.size };
       // Between the claim and the link, garbage collection leaves the digest alone.
       const claim = await claimBlob(this.metadata, digest, this.claims);
       if (claim === null) throw blobBeingCollected(digest);
       try {
         const stored = await this.store.stat(digest);
         // A stored copy of another size is damaged: this verified upload replaces it.
-        if (stored && stored.size !== size) await this.store.delete(digest);
-        await this.store.commitUpload(id, digest);
+        if (stored && stored.size !== progress.size) await this.store.delete(digest);
+        await this.store.commitUpload(id, progress, digest);
         this.stats.blobsCommitted++;
-        await this.metadata.linkBlob(repository, blob, actor, claim);
+        await this.metadata.linkBlob(repository, blob, actor, claim, this.options.linkGuard?.(repository));
       } catch (error) {
         await this.metadata.releaseBlobClaim(claim);
         throw error;
@@ -118,10 +167,16 @@ export class UploadService {
     });
   }
 
-  /** Ends a session nobody finished (garbage collection of stale uploads): its file, record and running hash. */
-  async expire(id: string): Promise<void> {
-    if (this.busy.has(id)) return;
-    await this.discard(id);
+  /**
+   * Ends a session nobody finished (the purge of idle uploads): its data and record. False
+   * when a request is writing to it right now (it is not idle after all).
+   */
+  async expire(id: string): Promise<boolean> {
+    const writer = writerName();
+    const lease = await this.metadata.leaseUpload(id, writer, this.leaseMs);
+    if (lease.state === 'busy') return false;
+    if (lease.state === 'acquired') await this.discard(id, lease.upload);
+    return true;
   }
 
   /** A whole blob in one request (POST ?digest=). */
@@ -131,87 +186,124 @@ export class UploadService {
     try {
       return await this.complete(repository, id, digest, chunk, actor);
     } catch (error) {
-      await this.discard(id);
+      const left = await this.metadata.getUpload(id);
+      if (left) await this.discard(id, left);
       throw error;
     }
   }
 
+  /** Cancels an upload (DELETE); waits (briefly) for a request still writing to it, so that against a complete one of the two wins cleanly. */
   async cancel(repository: string, id: string): Promise<void> {
-    await this.session(repository, id);
-    await this.discard(id);
+    await this.exclusively(repository, id, true, (held) => this.discard(id, held.upload));
   }
 
-  private async discard(id: string): Promise<void> {
-    this.runningHashes.delete(id);
-    await this.store.deleteUpload(id);
+  /** Ends the session for every process first (its record), then removes its data. */
+  private async discard(id: string, progress: UploadProgress): Promise<void> {
+    this.inProcess.delete(id);
     await this.metadata.deleteUpload(id);
+    await this.store.deleteUpload(id, progress);
   }
 
-  private async session(repository: string, id: string): Promise<UploadSession> {
-    const session = UPLOAD_ID.test(id) ? await this.metadata.getUpload(id) : null;
-    if (!session || session.repository !== repository) {
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { uuid: id });
+  private async session(repository: string, id: string): Promise<UploadRecord> {
+    const upload = UPLOAD_ID.test(id) ? await this.metadata.getUpload(id) : null;
+    if (!upload || upload.repository !== repository) throw uploadUnknown(id);
+    return upload;
+  }
+
+  /** Writes a chunk at the end of the upload after checking its declared range; returns the new progress and the hash that saw every byte. */
+  private async write(upload: UploadRecord, chunk: UploadChunk, resumable: boolean): Promise<{ progress: UploadProgress; digest: RunningDigest }> {
+    if (chunk.range) checkRange(chunk.range, chunk.length, upload.size);
+    const digest = await this.runningDigest(upload, resumable);
+    // Whatever happens below, a hash kept in memory no longer matches the record.
+    this.inProcess.delete(upload.id);
+    const progress = await this.store.appendUpload(upload.id, upload, chunk.body, (bytes) => {
+      digest.update(bytes);
+      this.stats.uploadedBytes += bytes.length;
+    });
+    return { progress, digest };
+  }
+
+  /** The upload's running hash at its recorded size: saved, kept in this process, new, or rebuilt from its data. */
+  private async runningDigest(upload: UploadRecord, resumable: boolean): Promise<RunningDigest> {
+    if (upload.hashState !== null) {
+      const resumed = await resumeDigest(upload.hashState);
+      if (resumed) return resumed;
     }
-    return session;
-  }
-
-  private async size(id: string): Promise<number> {
-    const size = await this.store.uploadSize(id);
-    if (size === null) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload data is missing', { uuid: id });
-    return size;
-  }
-
-  /** Writes a chunk at the end of the upload after checking its declared range; returns the new size. */
-  private async write(id: string, chunk: UploadChunk): Promise<number> {
-    const size = await this.size(id);
-    if (chunk.range) checkRange(chunk.range, chunk.length, size);
-    const running = await this.runningHash(id, size);
-    running.size = -1; // invalid until the write completes
-    let newSize: number;
-    try {
-      newSize = await this.store.appendUpload(id, chunk.body, (bytes) => {
-        running.hash.update(bytes);
-        this.stats.uploadedBytes += bytes.length;
-      });
-    } catch (error) {
-      this.runningHashes.delete(id);
-      throw error;
+    const kept = this.inProcess.get(upload.id);
+    if (kept && kept.size === upload.size) return kept.digest;
+    const digest = await startDigest(resumable);
+    if (upload.size === 0) return digest;
+    if (this.options.resumableHashes) {
+      // Unfinished object-storage uploads cannot be read back.
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'the running hash of this upload was lost; start the upload again', { uuid: upload.id });
     }
-    running.size = newSize;
-    const received = newSize - size;
-    if (chunk.range && received !== chunk.range.end - chunk.range.start + 1) {
-      throw new RegistryError(
-        'BLOB_UPLOAD_INVALID',
-        `Content-Range declared ${chunk.range.end - chunk.range.start + 1} bytes but ${received} arrived`,
-        undefined,
-        { headers: rangeHeader(newSize) },
+    // Started by another process (or before a restart): hash what the local file holds, once.
+    const { stream } = await this.store.readUpload(upload.id, upload);
+    for await (const bytes of stream) digest.update(bytes as Buffer);
+    return digest;
+  }
+
+  /**
+   * Runs `work` holding the upload's writer lease, renewed while it runs. Without `wait`, a lease
+   * held by another request refuses at once; with it, it is awaited for up to leaseWaitMs.
+   */
+  private async exclusively<T>(
+    repository: string,
+    id: string,
+    wait: boolean,
+    work: (held: Held, renewed: { lost(): RegistryError }) => Promise<T>,
+  ): Promise<T> {
+    if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
+    const writer = writerName();
+    const deadline = Date.now() + (wait ? this.leaseWaitMs : 0);
+    for (;;) {
+      const lease = await this.metadata.leaseUpload(id, writer, this.leaseMs);
+      if (lease.state === 'unknown') throw uploadUnknown(id);
+      if (lease.state === 'acquired') {
+        if (lease.upload.repository !== repository) {
+          await this.metadata.releaseUpload(id, writer);
+          throw uploadUnknown(id);
+        }
+        return this.holding({ upload: lease.upload, writer }, work);
+      }
+      if (Date.now() >= deadline) {
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', { uuid: id });
+      }
+      await sleep(LEASE_POLL_MS);
+    }
+  }
+
+  private async holding<T>(held: Held, work: (held: Held, renewed: { lost(): RegistryError }) => Promise<T>): Promise<T> {
+    const { id } = held.upload;
+    let lost = false;
+    const renewal = setInterval(() => {
+      this.metadata.leaseUpload(id, held.writer, this.leaseMs).then(
+        (lease) => void (lost ||= lease.state !== 'acquired'),
+        () => undefined, // the next save finds out
       );
-    }
-    return newSize;
-  }
-
-  private async runningHash(id: string, size: number): Promise<RunningHash> {
-    const known = this.runningHashes.get(id);
-    if (known && known.size === size) return known;
-    // Lost (restart or failed write): recompute once from what the file holds.
-    const hash = createDigester();
-    for await (const bytes of await this.store.readUpload(id)) hash.update(bytes as Buffer);
-    const rebuilt = { hash, size };
-    this.runningHashes.set(id, rebuilt);
-    return rebuilt;
-  }
-
-  private async exclusively<T>(id: string, work: () => Promise<T>): Promise<T> {
-    if (this.busy.has(id)) {
-      throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', { uuid: id });
-    }
-    this.busy.add(id);
+    }, this.leaseMs / 3);
+    renewal.unref();
     try {
-      return await work();
+      return await work(held, {
+        lost: () =>
+          new RegistryError('BLOB_UPLOAD_INVALID', lost ? 'this request stalled and another took over the upload' : 'the upload was taken over or ended meanwhile', {
+            uuid: id,
+          }),
+      });
     } finally {
-      this.busy.delete(id);
+      clearInterval(renewal);
+      await this.metadata.releaseUpload(id, held.writer);
     }
   }
+}
+
+/** Who holds a lease: this process, and this request within it. */
+function writerName(): string {
+  return `${os.hostname()}/${process.pid}/${randomUUID()}`;
+}
+
+function uploadUnknown(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { uuid: id });
 }
 
 /** Chunks must arrive in order: the first byte of each is the upload's current size. */
@@ -225,6 +317,18 @@ function checkRange(range: ByteRange, length: number | undefined, size: number):
       { size },
       { status: 416, headers: rangeHeader(size) },
     );
+  }
+}
+
+/** A chunk whose Content-Range promised other than what arrived (the bytes that did arrive are kept). */
+function checkReceived(chunk: UploadChunk, sizeBefore: number, sizeAfter: number): void {
+  if (!chunk.range) return;
+  const received = sizeAfter - sizeBefore;
+  const declared = chunk.range.end - chunk.range.start + 1;
+  if (received !== declared) {
+    throw new RegistryError('BLOB_UPLOAD_INVALID', `Content-Range declared ${declared} bytes but ${received} arrived`, undefined, {
+      headers: rangeHeader(sizeAfter),
+    });
   }
 }
 

@@ -126,13 +126,55 @@ export function metadataStoreContract(name: string, makeStore: () => Promise<Met
     });
 
     describe('upload sessions', () => {
+      const newUpload = () => ({
+        id: randomUUID(),
+        repository: repo('upload'),
+        createdAt: 1_700_000_000_000,
+        updatedAt: 1_700_000_000_000,
+        size: 0,
+        driverState: null,
+        hashState: null,
+      });
+
       it('creates, reads and deletes a session', async () => {
-        const session = { id: randomUUID(), repository: repo('upload'), createdAt: 1_700_000_000_000 };
+        const session = newUpload();
         await store.createUpload(session);
         assert.deepEqual(await store.getUpload(session.id), session);
         await store.deleteUpload(session.id);
         assert.equal(await store.getUpload(session.id), null);
         await store.deleteUpload(session.id);
+      });
+
+      it('gives the writer lease to one writer at a time; the holder renews it, releases it, or loses it when it expires', async () => {
+        const session = newUpload();
+        await store.createUpload(session);
+        const first = await store.leaseUpload(session.id, 'writer-a', 60_000);
+        assert.equal(first.state, 'acquired');
+        assert.deepEqual(first.state === 'acquired' && first.upload, session);
+        assert.deepEqual(await store.leaseUpload(session.id, 'writer-b', 60_000), { state: 'busy' });
+        assert.equal((await store.leaseUpload(session.id, 'writer-a', 60_000)).state, 'acquired', 'the holder renews');
+        await store.releaseUpload(session.id, 'writer-b'); // not the holder: no effect
+        assert.deepEqual(await store.leaseUpload(session.id, 'writer-b', 60_000), { state: 'busy' });
+        await store.releaseUpload(session.id, 'writer-a');
+        assert.equal((await store.leaseUpload(session.id, 'writer-b', 1)).state, 'acquired');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        assert.equal((await store.leaseUpload(session.id, 'writer-c', 60_000)).state, 'acquired', 'an expired lease is taken over');
+        assert.deepEqual(await store.leaseUpload(randomUUID(), 'writer-a', 60_000), { state: 'unknown' });
+      });
+
+      it('saves progress only for the lease holder (compare-and-set)', async () => {
+        const session = newUpload();
+        await store.createUpload(session);
+        assert.equal((await store.leaseUpload(session.id, 'writer-a', 60_000)).state, 'acquired');
+        const update = { size: 42, driverState: '{"parts":[]}', hashState: 'state-at-42' };
+        assert.equal(await store.saveUpload(session.id, 'writer-b', update), false, 'a writer without the lease');
+        assert.equal((await store.getUpload(session.id))!.size, 0);
+        assert.equal(await store.saveUpload(session.id, 'writer-a', update), true);
+        const saved = (await store.getUpload(session.id))!;
+        assert.deepEqual({ size: saved.size, driverState: saved.driverState, hashState: saved.hashState }, update);
+        assert.ok(saved.updatedAt > session.updatedAt);
+        await store.deleteUpload(session.id);
+        assert.equal(await store.saveUpload(session.id, 'writer-a', update), false, 'a deleted upload');
       });
     });
 

@@ -35,6 +35,8 @@ export interface StartServerOptions {
   root?: string;
   /** How long to wait for the "registry listening" line; default 20 s. */
   startTimeoutMs?: number;
+  /** Extra node options before the entry point (e.g. npm start's `--max-semi-space-size=1`). */
+  nodeArgs?: string[];
 }
 
 export interface ServerProcess {
@@ -79,7 +81,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Ser
   }
   Object.assign(env, options.env);
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'], {
     cwd: PROJECT_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -258,6 +258,55 @@ describe('uploads', () => {
     });
   });
 
+  describe('cancel against complete (one wins cleanly, never 5xx)', () => {
+    /** Holds the next call of a BlobStore method until released; `entered` settles when it is called. */
+    function gate(method: 'commitUpload' | 'deleteUpload') {
+      const store = t.registry.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+      const original = store[method]!;
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let entered!: () => void;
+      const reached = new Promise<void>((resolve) => (entered = resolve));
+      store[method] = async (...args: unknown[]) => {
+        store[method] = original;
+        entered();
+        await released;
+        return original.apply(t.registry.store, args);
+      };
+      return { entered: reached, release };
+    }
+
+    it('a cancel arriving while the upload commits waits, and finds it gone: 201 then 404 BLOB_UPLOAD_UNKNOWN', async () => {
+      const location = await start('race/cancel-late');
+      await request(t.app).patch(location).send(Buffer.from('committing'));
+      const commit = gate('commitUpload');
+      const completing = request(t.app).put(`${location}?digest=${sha256('committing')}`).then((res) => res);
+      await commit.entered;
+      const cancelling = request(t.app).delete(location).then((res) => res);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the cancel is waiting for the lease
+      commit.release();
+      const [completed, cancelled] = await Promise.all([completing, cancelling]);
+      assert.equal(completed.status, 201, completed.text);
+      assertError(cancelled, 404, 'BLOB_UPLOAD_UNKNOWN');
+      assert.equal((await blobBytes('race/cancel-late', sha256('committing'))).toString(), 'committing');
+    });
+
+    it('a complete arriving while the upload is cancelled waits, and finds it gone: 204 then 404 BLOB_UPLOAD_UNKNOWN', async () => {
+      const location = await start('race/complete-late');
+      await request(t.app).patch(location).send(Buffer.from('cancelled'));
+      const removal = gate('deleteUpload');
+      const cancelling = request(t.app).delete(location).then((res) => res);
+      await removal.entered;
+      const completing = request(t.app).put(`${location}?digest=${sha256('cancelled')}`).then((res) => res);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      removal.release();
+      const [cancelled, completed] = await Promise.all([cancelling, completing]);
+      assert.equal(cancelled.status, 204, cancelled.text);
+      assertError(completed, 404, 'BLOB_UPLOAD_UNKNOWN');
+      assert.equal((await request(t.app).head(`/v2/race/complete-late/blobs/${sha256('cancelled')}`)).status, 404, 'nothing of the cancelled upload is visible');
+    });
+  });
+
   describe('GET (status)', () => {
     it('answers 204 with Location, Docker-Upload-UUID and the Range received', async () => {
       const location = await start('status/repo');

@@ -39,7 +39,7 @@ describe('read-time damage checks', () => {
 
     const get = await request(t.app).get(`/v2/damage/app/blobs/${layer.digest}`);
     assertError(get, 404, 'BLOB_UNKNOWN');
-    assert.match(get.body.errors[0].message, /is damaged in storage \(10 bytes on disk, \d+ expected\) and is not served/);
+    assert.match(get.body.errors[0].message, /is damaged in storage \(10 bytes stored, \d+ expected\) and is not served/);
     for (const header of ['cache-control', 'etag', 'docker-content-digest']) assert.equal(get.headers[header], undefined, `a refusal carries no ${header}`);
     assert.equal((await request(t.app).get(`/v2/damage/app/blobs/${layer.digest}`).set('Range', 'bytes=0-3')).status, 404);
     assert.equal((await request(t.app).head(`/v2/damage/app/blobs/${layer.digest}`)).status, 404, 'HEAD must send the client to upload it again');

@@ -24,7 +24,10 @@ describe('lifecycle rules', () => {
           { name: 'releases', repositories: ['imm/**'], tags: ['v*'] },
           { repositories: ['java/**', 'ret/**'], tags: ['*.RELEASE', 'frozen-*'] },
         ],
-        quotas: [{ name: 'small', repositories: ['quota/*'], maxBytes: '2KiB' }],
+        quotas: [
+          { name: 'small', repositories: ['quota/*'], maxBytes: '2KiB' },
+          { name: 'one-megabyte', repositories: ['megabyte/*'], maxBytes: '1MB' },
+        ],
         retention: [
           { name: 'keep-two', repositories: ['ret/keep'], keepLatest: 2, keepTags: ['semver:stable'] },
           { name: 'month', repositories: ['ret/old'], olderThanDays: 30, keepTags: ['latest'] },
@@ -141,10 +144,36 @@ describe('lifecycle rules', () => {
       assert.equal(detail.overBytes, expected - 2048);
       assertError(await request(t.app).get('/v2/quota/two/manifests/v2'), 404, 'MANIFEST_UNKNOWN');
 
-      // Usage counts what manifests reference: deleting v1 frees its share at once.
+      // Quotas count what the repository holds: deleting v1 and unlinking its blobs frees its share at once.
       assert.equal((await request(t.app).delete(`/v2/quota/two/manifests/${first.digest}`)).status, 202);
+      for (const blob of [first.config, first.layer]) assert.equal((await request(t.app).delete(`/v2/quota/two/blobs/${blob.digest}`)).status, 202);
       await pushManifest(t.app, 'quota/two', 'v2', Buffer.from(body));
       await assertPulls(t.app, 'quota/two', 'v2');
+    });
+
+    it('counts blobs as soon as they are uploaded: 20 distinct 900 kB blobs under 1 MB, one after another, take one', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const blob = Buffer.alloc(900_000, i + 1);
+        statuses.push((await request(t.app).post(`/v2/megabyte/serial/blobs/uploads/?digest=${sha256(blob)}`).set('Content-Type', 'application/octet-stream').send(blob)).status);
+      }
+      assert.deepEqual(statuses, [201, ...Array<number>(19).fill(403)]);
+      const usage = (await request(t.app).get('/api/v1/usage/megabyte/serial')).body as { heldBytes: number };
+      assert.equal(usage.heldBytes, 900_000);
+    });
+
+    it('counts blobs as soon as they are uploaded: 20 concurrent uploads of distinct 900 kB blobs under 1 MB, one wins', async () => {
+      const blobs = Array.from({ length: 20 }, (_, i) => Buffer.alloc(900_000, 100 + i));
+      const responses = await Promise.all(
+        blobs.map((blob) => request(t.app).post(`/v2/megabyte/burst/blobs/uploads/?digest=${sha256(blob)}`).set('Content-Type', 'application/octet-stream').send(blob)),
+      );
+      const statuses = responses.map((res) => res.status).sort();
+      assert.deepEqual(statuses, [201, ...Array<number>(19).fill(403)], 'the in-transaction check holds under concurrency');
+      for (const res of responses) if (res.status === 403) assertError(res, 403, 'DENIED');
+      const held = await Promise.all(blobs.map(async (blob) => (await request(t.app).head(`/v2/megabyte/burst/blobs/${sha256(blob)}`)).status));
+      assert.equal(held.filter((status) => status === 200).length, 1);
+      const usage = (await request(t.app).get('/api/v1/usage/megabyte/burst')).body as { heldBytes: number };
+      assert.equal(usage.heldBytes, 900_000);
     });
 
     it('repositories no rule names have no quota', async () => {

@@ -27,6 +27,13 @@ export function registerBlobRoutes(router: Router, registry: Registry): void {
     const name = repositoryParam(req);
     const digest = assertDigest(pathParam(req, 1));
     const blob = await blobs.get(name, digest);
+    const location = await blobs.redirectUrl(blob);
+    if (location) {
+      // The client asks the object store, Range and all; the URL expires, so nothing may cache this answer.
+      res.set({ Location: location, 'Docker-Content-Digest': blob.digest, 'Cache-Control': 'no-store' });
+      sendEmpty(res, 307);
+      return;
+    }
     const ranges = requestedRanges(req.headers.range, blob.size);
     if (ranges && ranges.length > 1) await sendParts(res, blobs, blob, ranges);
     else await sendWhole(res, blobs, blob, ranges?.[0]);

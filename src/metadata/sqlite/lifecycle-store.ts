@@ -22,8 +22,9 @@ import type {
   RetentionDrop,
   TagRecord,
 } from '../../registry/lifecycle-store.js';
-import type { Actor, UploadSession } from '../../registry/ports.js';
-import { REPOSITORY_BLOBS_SQL, REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
+import type { Actor, UploadRecord } from '../../registry/ports.js';
+import { SqliteUploads } from './uploads.js';
+import { REPOSITORY_BLOBS_SQL, REPOSITORY_HELD_BYTES_SQL, REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
 
 /** Index nesting is shallow in practice; the closure stops long before this. */
 const MAX_CLOSURE_ROUNDS = 64;
@@ -47,9 +48,11 @@ const UNREFERENCED_BLOBS_SQL = `
 
 export class SqliteLifecycleStore implements LifecycleStore {
   private readonly statements;
+  private readonly uploads: SqliteUploads;
 
   constructor(readonly db: Database.Database) {
     this.statements = prepare(db);
+    this.uploads = new SqliteUploads(db);
   }
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
@@ -156,12 +159,8 @@ export class SqliteLifecycleStore implements LifecycleStore {
     return this.statements.purgeClaims.run(claimCutoff).changes;
   }
 
-  async uploadsCreatedBefore(instant: number): Promise<UploadSession[]> {
-    return (this.statements.uploadsBefore.all(instant) as Array<{ id: string; repository: string; created_at: number }>).map((row) => ({
-      id: row.id,
-      repository: row.repository,
-      createdAt: row.created_at,
-    }));
+  async uploadsIdleSince(instant: number): Promise<UploadRecord[]> {
+    return this.uploads.idleSince(instant);
   }
 
   async recordGcRun(run: Omit<GcRunRecord, 'id'>): Promise<void> {
@@ -187,9 +186,9 @@ export class SqliteLifecycleStore implements LifecycleStore {
     }));
   }
 
-  async storedBytes(repository: string): Promise<number> {
+  async heldBytes(repository: string): Promise<number> {
     const id = this.statements.repositoryId.get(repository) as number | undefined;
-    return id === undefined ? 0 : (this.statements.storedBytes.get({ repositoryId: id }) as number);
+    return id === undefined ? 0 : (this.statements.heldBytes.get({ repositoryId: id }) as number);
   }
 
   async gcTotals(): Promise<{ runs: number; bytesReclaimed: number; lastRunAt: number | null }> {
@@ -231,8 +230,8 @@ export class SqliteLifecycleStore implements LifecycleStore {
     };
   }
 
-  async isReferencedIn(repository: string, digest: string): Promise<boolean> {
-    return this.statements.referencedIn.get(repository, digest) !== undefined;
+  async holdsBlob(repository: string, digest: string): Promise<boolean> {
+    return this.statements.holdsBlob.get(repository, digest, repository, digest) !== undefined;
   }
 
   async blobPage(after: string, limit: number): Promise<BlobRecord[]> {
@@ -365,6 +364,7 @@ export class SqliteLifecycleStore implements LifecycleStore {
       blobs: counts.blobs,
       logicalBytes: this.statements.storedBytes.get({ repositoryId }) as number,
       uniqueBytes: this.statements.uniqueBytes.get({ repositoryId }) as number,
+      heldBytes: this.statements.heldBytes.get({ repositoryId }) as number,
     };
   }
 
@@ -435,7 +435,6 @@ function prepare(db: Database.Database) {
     markedBlobs: db.prepare('SELECT digest, size FROM blobs WHERE deleting_since IS NOT NULL ORDER BY digest LIMIT ?'),
     forgetBlob: db.prepare('DELETE FROM blobs WHERE digest = ? AND deleting_since IS NOT NULL'),
     purgeClaims: db.prepare('DELETE FROM blob_claims WHERE claimed_at < ?'),
-    uploadsBefore: db.prepare('SELECT id, repository, created_at FROM uploads WHERE created_at < ? ORDER BY created_at'),
     insertRun: db.prepare('INSERT INTO gc_runs (started_at, finished_at, dry_run, trigger, report) VALUES (?, ?, ?, ?, ?)'),
     runs: db.prepare('SELECT * FROM gc_runs WHERE dry_run = 0 OR ? = 1 ORDER BY id DESC LIMIT ?'),
     gcTotals: db.prepare(
@@ -443,6 +442,7 @@ function prepare(db: Database.Database) {
        FROM gc_runs WHERE dry_run = 0`,
     ),
     storedBytes: db.prepare(REPOSITORY_STORED_BYTES_SQL).pluck(),
+    heldBytes: db.prepare(REPOSITORY_HELD_BYTES_SQL).pluck(),
     uniqueBytes: db
       .prepare(
         `WITH mine AS (${REPOSITORY_BLOBS_SQL}),
@@ -474,8 +474,10 @@ function prepare(db: Database.Database) {
               (SELECT COALESCE(SUM(size), 0) FROM blobs b WHERE b.deleting_since IS NULL
                  AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.target_digest = b.digest)) AS unreferenced_bytes`,
     ),
-    referencedIn: db.prepare(
-      `SELECT 1 FROM repository_manifests rm JOIN repositories r ON r.id = rm.repository_id
+    holdsBlob: db.prepare(
+      `SELECT 1 FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id WHERE r.name = ? AND l.digest = ?
+       UNION ALL
+       SELECT 1 FROM repository_manifests rm JOIN repositories r ON r.id = rm.repository_id
        JOIN manifest_references mr ON mr.manifest_digest = rm.digest AND mr.kind = 'blob'
        WHERE r.name = ? AND mr.target_digest = ? LIMIT 1`,
     ),

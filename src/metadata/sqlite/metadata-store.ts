@@ -19,11 +19,15 @@ import type {
   NewManifest,
   PageRequest,
   ReferrerRecord,
+  BlobLinkGuard,
   RepositoryBlob,
-  UploadSession,
+  UploadLease,
+  UploadRecord,
+  UploadUpdate,
 } from '../../registry/ports.js';
 import { migrate } from './migrations.js';
-import { REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
+import { SqliteUploads } from './uploads.js';
+import { REPOSITORY_HELD_BYTES_SQL } from './usage-queries.js';
 
 /** SQLite's default limit on bound parameters is 32766; stay well below it per query. */
 
@@ -65,6 +69,7 @@ interface EventRow {
 export class SqliteMetadataStore implements MetadataStore {
   readonly db: Database.Database;
   private readonly statements;
+  private readonly uploads: SqliteUploads;
 
   constructor(file: string) {
     if (file !== ':memory:') makePrivate(file);
@@ -75,6 +80,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.statements = prepareStatements(this.db);
+    this.uploads = new SqliteUploads(this.db);
   }
 
   async repositoryExists(repository: string): Promise<boolean> {
@@ -93,15 +99,19 @@ export class SqliteMetadataStore implements MetadataStore {
     return (this.statements.getRepositoryBlob.get(repository, digest) as RepositoryBlob | undefined) ?? null;
   }
 
-  async linkBlob(repository: string, blob: RepositoryBlob, actor: Actor, claim?: string): Promise<void> {
+  async linkBlob(repository: string, blob: RepositoryBlob, actor: Actor, claim?: string, guard: BlobLinkGuard = {}): Promise<void> {
     this.db.transaction(() => {
       const now = Date.now();
       if (this.statements.blobDeletingSince.get(blob.digest) != null) {
         throw new RegistryError('BLOB_UNKNOWN', `blob ${blob.digest} is being deleted by garbage collection`, { digest: blob.digest });
       }
+      const existingId = this.statements.repositoryId.get(repository) as number | undefined;
+      const bytesBefore = guard.quota && existingId !== undefined ? this.heldBytes(existingId) : 0;
       const repositoryId = this.ensureRepository(repository, actor, now);
       this.statements.insertBlob.run(blob.digest, blob.size, now);
       this.statements.linkBlob.run(repositoryId, blob.digest, now);
+      // Throwing here rolls the link (and a repository it created) back.
+      guard.quota?.({ before: bytesBefore, after: this.heldBytes(repositoryId) });
       if (claim !== undefined) this.statements.deleteClaim.run(claim);
     })();
   }
@@ -127,17 +137,28 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.statements.repositoriesWithBlob.all(digest, limit) as string[];
   }
 
-  async createUpload(session: UploadSession): Promise<void> {
-    this.statements.createUpload.run(session.id, session.repository, session.createdAt);
+  async createUpload(upload: UploadRecord): Promise<void> {
+    this.uploads.create(upload);
   }
 
-  async getUpload(id: string): Promise<UploadSession | null> {
-    const row = this.statements.getUpload.get(id) as { id: string; repository: string; created_at: number } | undefined;
-    return row ? { id: row.id, repository: row.repository, createdAt: row.created_at } : null;
+  async getUpload(id: string): Promise<UploadRecord | null> {
+    return this.uploads.get(id);
+  }
+
+  async leaseUpload(id: string, writer: string, ttlMs: number): Promise<UploadLease> {
+    return this.uploads.lease(id, writer, ttlMs);
+  }
+
+  async saveUpload(id: string, writer: string, update: UploadUpdate): Promise<boolean> {
+    return this.uploads.save(id, writer, update);
+  }
+
+  async releaseUpload(id: string, writer: string): Promise<void> {
+    this.uploads.release(id, writer);
   }
 
   async deleteUpload(id: string): Promise<void> {
-    this.statements.deleteUpload.run(id);
+    this.uploads.delete(id);
   }
 
   async missingBlobs(repository: string, digests: string[]): Promise<string[]> {
@@ -165,7 +186,7 @@ export class SqliteMetadataStore implements MetadataStore {
       // What the tag points at before this push: nothing below changes it until the upsert.
       const previousTagDigest = tag !== null && existed ? ((this.statements.tagDigest.get(existingId, tag) as string | undefined) ?? null) : null;
       if (tag !== null) guard.tag?.(previousTagDigest);
-      const bytesBefore = guard.quota && existed ? this.storedBytes(existingId) : 0;
+      const bytesBefore = guard.quota && existed ? this.heldBytes(existingId) : 0;
       const repositoryId = this.ensureRepository(repository, actor, now);
       const inserted = this.statements.insertManifest.run(
         manifest.digest,
@@ -183,7 +204,7 @@ export class SqliteMetadataStore implements MetadataStore {
         }
       }
       this.statements.linkManifest.run(repositoryId, manifest.digest, now);
-      guard.quota?.({ before: bytesBefore, after: this.storedBytes(repositoryId) });
+      guard.quota?.({ before: bytesBefore, after: this.heldBytes(repositoryId) });
 
       if (tag !== null && previousTagDigest !== manifest.digest) {
         this.statements.upsertTag.run(repositoryId, tag, manifest.digest, now);
@@ -319,9 +340,9 @@ export class SqliteMetadataStore implements MetadataStore {
     );
   }
 
-  /** The repository's stored bytes, as usage reports and quotas count them. */
-  private storedBytes(repositoryId: number): number {
-    return this.statements.storedBytes.get({ repositoryId }) as number;
+  /** What the repository holds, as quotas count it. */
+  private heldBytes(repositoryId: number): number {
+    return this.statements.heldBytes.get({ repositoryId }) as number;
   }
 
   private checkReferencesLinked(repository: string, manifest: NewManifest): void {
@@ -388,7 +409,7 @@ function prepareStatements(db: Database.Database) {
     blobDeletingSince: db.prepare('SELECT deleting_since FROM blobs WHERE digest = ?').pluck(),
     insertClaim: db.prepare('INSERT INTO blob_claims (id, digest, claimed_at) VALUES (?, ?, ?)'),
     deleteClaim: db.prepare('DELETE FROM blob_claims WHERE id = ?'),
-    storedBytes: db.prepare(REPOSITORY_STORED_BYTES_SQL).pluck(),
+    heldBytes: db.prepare(REPOSITORY_HELD_BYTES_SQL).pluck(),
     referencingIndexes: db.prepare(
       `SELECT DISTINCT mr.manifest_digest FROM manifest_references mr
        JOIN repository_manifests rm ON rm.digest = mr.manifest_digest AND rm.repository_id = ?
@@ -406,9 +427,6 @@ function prepareStatements(db: Database.Database) {
       `SELECT r.name FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id
        WHERE l.digest = ? ORDER BY r.name LIMIT ?`,
     ).pluck(),
-    createUpload: db.prepare('INSERT INTO uploads (id, repository, created_at) VALUES (?, ?, ?)'),
-    getUpload: db.prepare('SELECT id, repository, created_at FROM uploads WHERE id = ?'),
-    deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
     insertManifest: db.prepare(
       `INSERT INTO manifests (digest, media_type, size, content, subject, artifact_type, annotations, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,

@@ -280,6 +280,24 @@ export const MIGRATIONS: Migration[] = [
     '');
   `,
   },
+  {
+    name: 'upload-state',
+    sql: `
+  -- Everything needed to continue an upload in any process: bytes received, the running hash's
+  -- saved state, the blob driver's state (multipart upload id, parts, tail), and the writer
+  -- lease that lets one request at a time write (compare-and-set on writer/writer_expires_at).
+  -- Sessions begun before this migration kept their size and hash in files and memory only:
+  -- they are dropped (the client's next request gets BLOB_UPLOAD_UNKNOWN and starts again;
+  -- the purge removes their files).
+  DELETE FROM uploads;
+  ALTER TABLE uploads ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE uploads ADD COLUMN hash_state TEXT;
+  ALTER TABLE uploads ADD COLUMN driver_state TEXT;
+  ALTER TABLE uploads ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE uploads ADD COLUMN writer TEXT;
+  ALTER TABLE uploads ADD COLUMN writer_expires_at INTEGER NOT NULL DEFAULT 0;
+  `,
+  },
 ];
 
 export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): void {

@@ -21,3 +21,16 @@ export const REPOSITORY_STORED_BYTES_SQL = `
     COALESCE((SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (${REPOSITORY_BLOBS_SQL})), 0)
     + COALESCE((SELECT SUM(m.size) FROM repository_manifests rm JOIN manifests m ON m.digest = rm.digest
                 WHERE rm.repository_id = @repositoryId), 0)`;
+
+/**
+ * What repository `@repositoryId` holds, as quotas count it: its manifests plus every distinct
+ * blob linked into it or referenced by its manifests. A blob counts from the moment its upload
+ * (or mount) links it, before any manifest names it, so uploads alone cannot exceed a quota.
+ */
+export const REPOSITORY_HELD_BYTES_SQL = `
+  SELECT
+    COALESCE((SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (
+      SELECT l.digest FROM repository_blobs l WHERE l.repository_id = @repositoryId
+      UNION ${REPOSITORY_BLOBS_SQL})), 0)
+    + COALESCE((SELECT SUM(m.size) FROM repository_manifests rm JOIN manifests m ON m.digest = rm.digest
+                WHERE rm.repository_id = @repositoryId), 0)`;

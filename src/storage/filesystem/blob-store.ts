@@ -6,10 +6,11 @@
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable, type Writable } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../registry/errors.js';
-import type { BlobStore, ByteRange, SendOptions, StoredUpload } from '../../registry/ports.js';
+import type { BlobStore, ByteRange, SendOptions, StoredBlob, StoredUpload, UploadProgress } from '../../registry/ports.js';
+import { damaged, whileSinkOpen, written } from '../common.js';
 import { StoragePaths } from './paths.js';
 
 /** Large reads keep syscalls few when streaming multi-GiB layers. */
@@ -18,6 +19,7 @@ const STREAM_CHUNK_BYTES = 1024 * 1024;
 const WRITEBACK_EVERY_BYTES = 32 * 1024 * 1024;
 
 export class FilesystemBlobStore implements BlobStore {
+  readonly statIsCheap = true;
   private readonly paths: StoragePaths;
 
   private constructor(root: string) {
@@ -87,15 +89,6 @@ export class FilesystemBlobStore implements BlobStore {
     return { handle, size };
   }
 
-  async modifiedAt(digest: string): Promise<number | null> {
-    try {
-      return (await fs.stat(this.paths.blob(digest))).mtimeMs;
-    } catch (error) {
-      if (isNotFound(error)) return null;
-      throw error;
-    }
-  }
-
   async delete(digest: string): Promise<boolean> {
     try {
       await fs.unlink(this.paths.blob(digest));
@@ -106,28 +99,39 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
-  async *list(): AsyncIterable<string> {
+  async *list(): AsyncIterable<StoredBlob> {
     for (const algorithm of await readdirOrEmpty(this.paths.blobsDir)) {
       const algorithmDir = path.join(this.paths.blobsDir, algorithm);
       for (const prefix of await readdirOrEmpty(algorithmDir)) {
-        for (const hex of await readdirOrEmpty(path.join(algorithmDir, prefix))) {
-          yield `${algorithm}:${hex}`;
+        const prefixDir = path.join(algorithmDir, prefix);
+        for (const hex of await readdirOrEmpty(prefixDir)) {
+          let stats;
+          try {
+            stats = await fs.stat(path.join(prefixDir, hex));
+          } catch (error) {
+            if (isNotFound(error)) continue; // deleted meanwhile
+            throw error;
+          }
+          yield { digest: `${algorithm}:${hex}`, size: stats.size, modifiedAt: stats.mtimeMs };
         }
       }
     }
   }
 
-  async createUpload(id: string): Promise<void> {
+  async createUpload(id: string): Promise<UploadProgress> {
     await fs.writeFile(this.paths.upload(id), new Uint8Array(0), { flag: 'wx', mode: 0o600 });
+    return { size: 0, driverState: null };
   }
 
-  async appendUpload(id: string, source: Readable, observe?: (chunk: Buffer) => void): Promise<number> {
+  async appendUpload(id: string, progress: UploadProgress, source: Readable, observe?: (chunk: Buffer) => void): Promise<UploadProgress> {
     const file = this.paths.upload(id);
     // A second descriptor for starting writeback: fsync flushes the file whichever descriptor
     // asks, and this one stays open until the flush in flight is done.
-    const flusher = await fs.open(file, 'r+');
+    const flusher = await openUpload(file);
     try {
-      const sink = createWriteStream(file, { flags: 'r+', start: (await flusher.stat()).size, highWaterMark: STREAM_CHUNK_BYTES });
+      await atRecordedSize(flusher, progress.size);
+      let appended = 0;
+      const sink = createWriteStream(file, { flags: 'r+', start: progress.size, highWaterMark: STREAM_CHUNK_BYTES });
       // Start writing back what arrived every WRITEBACK_EVERY_BYTES, so the fsync at commit
       // finds only the tail of a large layer still in the page cache, not all of it.
       let unflushed = 0;
@@ -138,6 +142,7 @@ export class FilesystemBlobStore implements BlobStore {
       const observer = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
           observe?.(chunk);
+          appended += chunk.length;
           unflushed += chunk.length;
           if (unflushed >= WRITEBACK_EVERY_BYTES && !flushing && flushError === undefined) {
             unflushed = 0;
@@ -155,35 +160,31 @@ export class FilesystemBlobStore implements BlobStore {
         await flushing;
       }
       if (flushError !== undefined) throw flushError;
-      return (await flusher.stat()).size;
+      return { size: progress.size + appended, driverState: null };
     } finally {
       await flusher.close();
     }
   }
 
-  async uploadSize(id: string): Promise<number | null> {
-    try {
-      return (await fs.stat(this.paths.upload(id))).size;
-    } catch (error) {
-      if (isNotFound(error)) return null;
-      throw error;
+  async readUpload(id: string, progress: UploadProgress): Promise<{ stream: Readable; progress: UploadProgress }> {
+    const handle = await openUpload(this.paths.upload(id), 'r');
+    if (progress.size === 0) {
+      await handle.close();
+      return { stream: Readable.from([]), progress };
     }
+    return { stream: handle.createReadStream({ start: 0, end: progress.size - 1, highWaterMark: STREAM_CHUNK_BYTES, autoClose: true }), progress };
   }
 
-  async readUpload(id: string): Promise<Readable> {
-    const handle = await fs.open(this.paths.upload(id), 'r');
-    return handle.createReadStream({ highWaterMark: STREAM_CHUNK_BYTES, autoClose: true });
-  }
-
-  async commitUpload(id: string, digest: string): Promise<void> {
+  async commitUpload(id: string, progress: UploadProgress, digest: string): Promise<void> {
     const uploadFile = this.paths.upload(id);
     const blobFile = this.paths.blob(digest);
     if (await this.stat(digest)) {
       await this.deleteUpload(id);
       return;
     }
-    const handle = await fs.open(uploadFile, 'r+');
+    const handle = await openUpload(uploadFile);
     try {
+      await atRecordedSize(handle, progress.size);
       await handle.sync();
     } finally {
       await handle.close();
@@ -229,15 +230,7 @@ async function copyToSink(
 ): Promise<void> {
   const chunkBytes = Math.max(1, Math.min(STREAM_CHUNK_BYTES, length));
   const slots = [0, 1].map(() => ({ buffer: Buffer.allocUnsafeSlow(chunkBytes), released: Promise.resolve() }));
-  // A sink that closes early (the client hung up) may never call back for what it holds.
-  let onClose!: () => void;
-  const closedEarly = new Promise<never>((_, reject) => {
-    onClose = () => reject(new Error('the destination closed before the blob was sent'));
-  });
-  closedEarly.catch(() => undefined);
-  sink.once('close', onClose);
-  const untilClosed = <T>(promise: Promise<T>) => Promise.race([promise, closedEarly]);
-  try {
+  await whileSinkOpen(sink, async (untilClosed) => {
     let remaining = length;
     for (let turn = 0; remaining > 0; turn++) {
       const slot = slots[turn % slots.length]!;
@@ -251,27 +244,28 @@ async function copyToSink(
       onBytes?.(bytesRead);
     }
     await untilClosed(Promise.all(slots.map((slot) => slot.released)));
-  } finally {
-    sink.off('close', onClose);
+  });
+}
+
+/** Opens an upload's file; a missing one is an upload that is gone (cancelled, purged or finished). */
+async function openUpload(file: string, flags = 'r+'): Promise<fs.FileHandle> {
+  try {
+    return await fs.open(file, flags);
+  } catch (error) {
+    if (isNotFound(error)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload data is missing', { uuid: path.basename(file) });
+    throw error;
   }
 }
 
-/** Writes one chunk; settles when the sink is done with it. Marked handled at once, as it may fail before anyone awaits it. */
-function written(sink: Writable, chunk: Buffer): Promise<void> {
-  const promise = new Promise<void>((resolve, reject) => {
-    sink.write(chunk, (error) => (error ? reject(error) : resolve()));
-  });
-  promise.catch(() => undefined);
-  return promise;
-}
-
-/** A stored blob whose size disagrees with what was verified at commit: refused, never served. */
-function damaged(digest: string, actual: number, expected: number): RegistryError {
-  return new RegistryError(
-    'BLOB_UNKNOWN',
-    `blob ${digest} is damaged in storage (${actual} bytes on disk, ${expected} expected) and is not served; push it again or run fsck`,
-    { digest, damaged: true },
-  );
+/**
+ * Cuts what a failed append left past the recorded size (nothing of it counts); a file shorter
+ * than the record lost data and cannot go on.
+ */
+async function atRecordedSize(handle: fs.FileHandle, size: number): Promise<void> {
+  const actual = (await handle.stat()).size;
+  if (actual === size) return;
+  if (actual < size) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload data is missing (${actual} of ${size} bytes on disk)`);
+  await handle.truncate(size);
 }
 
 function isNotFound(error: unknown): boolean {

@@ -10,9 +10,7 @@
  * checks keep a bad caller from ever escaping the root.
  */
 import path from 'node:path';
-
-const SAFE_DIGEST = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/;
-const SAFE_UPLOAD_ID = /^[a-zA-Z0-9-]{1,64}$/;
+import { checkedUploadId, digestParts, isUploadId } from '../common.js';
 
 export class StoragePaths {
   readonly blobsDir: string;
@@ -24,19 +22,16 @@ export class StoragePaths {
   }
 
   blob(digest: string): string {
-    const match = SAFE_DIGEST.exec(digest);
-    if (!match) throw new Error(`refusing unsafe digest path: ${digest}`);
-    const [, algorithm, hex] = match as unknown as [string, string, string];
+    const { algorithm, hex } = digestParts(digest);
     return path.join(this.blobsDir, algorithm, hex.slice(0, 2), hex);
   }
 
   /** Whether a name can be an upload id (files of other names in the uploads folder are not ours). */
   static isUploadId(id: string): boolean {
-    return SAFE_UPLOAD_ID.test(id);
+    return isUploadId(id);
   }
 
   upload(id: string): string {
-    if (!SAFE_UPLOAD_ID.test(id)) throw new Error(`refusing unsafe upload id: ${id}`);
-    return path.join(this.uploadsDir, id);
+    return path.join(this.uploadsDir, checkedUploadId(id));
   }
 }
