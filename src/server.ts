@@ -120,7 +120,6 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
       },
       readiness,
       trustProxy: config.http.trustProxy,
-      publicUrl: config.http.publicUrl,
       transfer: { importer: new ImageImporter(registry), exporter: new ImageExporter(registry), tempDir: importsDir, maxBytes: config.import.maxBytes },
       closing: () => serving.closing,
     },
@@ -203,7 +202,7 @@ export async function startRegistry(config: Config, logger: Logger = createLogge
     garbagePacer?.stop();
     await assembled.close();
   };
-  if (!config.http.publicUrl) assembled.webhooks.setPublicUrl(url);
+  assembled.webhooks.listening(url);
   try {
     await assembled.webhooks.start();
     await gcSchedule.start();

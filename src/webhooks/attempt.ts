@@ -50,11 +50,12 @@ export async function sendAttempt(
   sender: WebhookSender,
   subscription: Subscription,
   delivery: Delivery,
-  formatOptions: FormatOptions,
+  cloudEventsTypePrefix: string,
   now: number,
 ): Promise<AttemptResult> {
   const attemptNumber = delivery.attempts + 1;
   const sentAt = new Date(now);
+  const formatOptions: FormatOptions = { scheme: delivery.context.scheme, request: delivery.context.request, cloudEventsTypePrefix };
   const { contentType, body } = formatBody(subscription.format, delivery.payload, sentAt, formatOptions);
   const signature = sign(subscription.secret, body);
   const headers: Record<string, string> = {

@@ -13,11 +13,12 @@ import type { RegistryEvent } from '../registry/events.js';
 import type { MetadataStore } from '../registry/ports.js';
 import { decideOutcome, sendAttempt } from './attempt.js';
 import type { WebhooksConfig } from './config.js';
-import { indexPlatforms, isIndexMediaType, payloadFromEvent, type FormatOptions } from './formats.js';
+import { indexPlatforms, isIndexMediaType, payloadFromEvent } from './formats.js';
+import type { EventOrigins } from './origin.js';
 import type { WebhookSender } from './outbound.js';
 import type { NewDelivery, WebhookStore } from './store.js';
 import { compileSubscription, type CompiledSubscription } from './subscriptions.js';
-import type { Delivery, EventPayload, Subscription } from './types.js';
+import type { Delivery, DeliveryContext, EventPayload, Subscription } from './types.js';
 
 /** Outbox events read per query, and queries per wake-up (the rest waits for the next one). */
 const OUTBOX_BATCH = 200;
@@ -30,8 +31,8 @@ export interface DispatcherDependencies {
   sender: WebhookSender;
   config: WebhooksConfig;
   logger: Logger;
-  /** The registry's public host and scheme, read when an event is fanned out or sent. */
-  origin: () => { host: string; scheme: 'http' | 'https' };
+  /** Which registry host and scheme an event names, given the request behind it. */
+  origins: EventOrigins;
   now?: () => number;
   random?: () => number;
 }
@@ -131,7 +132,7 @@ export class Dispatcher {
       for (const event of events) {
         const matching = subscriptions.filter((s) => s.matches(event));
         if (matching.length === 0) continue;
-        const payload = await this.payloadOf(event);
+        const { payload, context } = await this.payloadOf(event);
         for (const { subscription } of matching) {
           deliveries.push({
             subscriptionId: subscription.id,
@@ -139,6 +140,7 @@ export class Dispatcher {
             eventType: event.type,
             repository: event.repository,
             payload,
+            context,
           });
         }
       }
@@ -167,14 +169,19 @@ export class Dispatcher {
     });
   }
 
-  /** The native payload of an outbox event; for an index, its platforms are read from the stored manifest. */
-  async payloadOf(event: RegistryEvent): Promise<EventPayload> {
+  /**
+   * The native payload of an outbox event, naming the host its request addressed, and the
+   * delivery context the other formats need; for an index, its platforms are read from the stored manifest.
+   */
+  async payloadOf(event: RegistryEvent): Promise<{ payload: EventPayload; context: DeliveryContext }> {
     let platforms = null;
     if (event.digest && isIndexMediaType(event.mediaType) && event.type !== 'manifest.deleted') {
       const manifest = await this.deps.metadata.getManifest(event.repository, event.digest);
       if (manifest) platforms = indexPlatforms(manifest.content);
     }
-    return payloadFromEvent(event, this.deps.origin().host, platforms);
+    const origin = this.deps.origins.of(event.request);
+    const request = event.request && { id: event.request.id, addr: event.request.addr, userAgent: event.request.userAgent, method: event.request.method };
+    return { payload: payloadFromEvent(event, origin.host, platforms), context: { scheme: origin.scheme, request } };
   }
 
   private async dispatchDue(): Promise<void> {
@@ -202,7 +209,7 @@ export class Dispatcher {
   }
 
   private async deliver(delivery: Delivery, subscription: Subscription): Promise<void> {
-    const { result, attempt } = await sendAttempt(this.deps.sender, subscription, delivery, this.formatOptions(), this.now());
+    const { result, attempt } = await sendAttempt(this.deps.sender, subscription, delivery, this.config.cloudEventsTypePrefix, this.now());
     const outcome = decideOutcome(delivery, attempt, result, this.config, this.now(), this.random);
     await this.store.recordAttempt(delivery.id, outcome);
     const context = {
@@ -223,10 +230,6 @@ export class Dispatcher {
     } else {
       this.logger.error({ ...context, error: attempt.error }, 'webhook delivery failed for good');
     }
-  }
-
-  private formatOptions(): FormatOptions {
-    return { scheme: this.deps.origin().scheme, cloudEventsTypePrefix: this.config.cloudEventsTypePrefix };
   }
 
   private async pruneIfDue(): Promise<void> {

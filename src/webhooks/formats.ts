@@ -15,6 +15,7 @@ import {
   PULL_EVENT_TYPE,
   SUBSCRIBABLE_EVENT_TYPES,
   type EventPayload,
+  type DeliveryContext,
   type Platform,
   type SentPayload,
   type WebhookEventType,
@@ -25,10 +26,12 @@ export const DISTRIBUTION_MEDIA_TYPE = 'application/vnd.docker.distribution.even
 export const CLOUDEVENTS_MEDIA_TYPE = 'application/cloudevents+json; charset=utf-8';
 
 export interface FormatOptions {
-  /** Scheme of the registry's public URL, for the absolute URLs some formats carry. */
+  /** Scheme of the registry URL the event names, for the absolute URLs some formats carry. */
   scheme: 'http' | 'https';
   /** CloudEvents `type` prefix: `<prefix>.tag.created`. */
   cloudEventsTypePrefix: string;
+  /** The request that made the change (distribution's `request` record); none for system changes. */
+  request?: DeliveryContext['request'];
 }
 
 export interface FormattedBody {

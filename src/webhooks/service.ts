@@ -10,12 +10,13 @@ import { z } from 'zod';
 import { generateSecret } from '../auth/secrets.js';
 import type { Config } from '../config/schema.js';
 import type { MetadataBackend } from '../metadata/backend.js';
-import type { MetadataStore } from '../registry/ports.js';
+import type { Actor, MetadataStore, RequestContext } from '../registry/ports.js';
 import { decideOutcome, sendAttempt } from './attempt.js';
 import type { StaticSubscriptionConfig, WebhooksConfig } from './config.js';
 import { Dispatcher, redactedUrl } from './dispatcher.js';
 import { PatternError } from './filters.js';
-import { imageReference, type FormatOptions } from './formats.js';
+import { imageReference } from './formats.js';
+import { EventOrigins } from './origin.js';
 import { DestinationPolicy, DestinationRefusedError, WebhookSender } from './outbound.js';
 import type { DeliveryStats, WebhookStore } from './store.js';
 import {
@@ -63,7 +64,7 @@ export interface PullRecord {
   digest: string;
   mediaType: string | null;
   size: number | null;
-  actor: { name: string; kind: string };
+  actor: Actor;
 }
 
 export interface PingResult {
@@ -78,8 +79,8 @@ export interface WebhooksOptions {
   metadata: Pick<MetadataStore, 'readEvents' | 'getManifest'>;
   config: WebhooksConfig;
   logger: Logger;
-  /** The registry's public base URL; until set, `http://<listen address>`. */
-  publicUrl: string;
+  /** Which registry host and scheme each event names (http.publicUrl, the request's host, allowedHosts). */
+  origins: EventOrigins;
   now?: () => number;
 }
 
@@ -90,7 +91,7 @@ export class WebhookService {
   readonly sender: WebhookSender;
   readonly dispatcher: Dispatcher;
   readonly policy: DestinationPolicy;
-  private origin: { host: string; scheme: 'http' | 'https' };
+  readonly origins: EventOrigins;
   private readonly now: () => number;
   private pullSubscriptions: CompiledSubscription[] = [];
   private pullCacheAt = -Infinity;
@@ -105,25 +106,21 @@ export class WebhookService {
       followRedirects: options.config.followRedirects,
     });
     this.now = options.now ?? Date.now;
-    this.origin = parseOrigin(options.publicUrl);
+    this.origins = options.origins;
     this.dispatcher = new Dispatcher({
       store: this.store,
       metadata: options.metadata,
       sender: this.sender,
       config: options.config,
       logger: options.logger.child({ component: 'webhooks' }),
-      origin: () => this.origin,
+      origins: this.origins,
       now: this.now,
     });
   }
 
-  /** The host and scheme events name the registry by (`http.publicUrl`, else the listen address). */
-  setPublicUrl(url: string): void {
-    this.origin = parseOrigin(url);
-  }
-
-  get publicHost(): string {
-    return this.origin.host;
+  /** Once the server listens: the address that names the registry's own events when nothing better does. */
+  listening(url: string): void {
+    this.origins.listening(url);
   }
 
   /** Brings config-declared subscriptions in step with the config, then starts delivering (when enabled). */
@@ -188,14 +185,15 @@ export class WebhookService {
     this.invalidatePullCache();
   }
 
-  /** Sends a `ping` right away (one attempt, no retry) and logs it as a delivery. */
-  async ping(id: string): Promise<PingResult> {
+  /** Sends a `ping` right away (one attempt, no retry) and logs it as a delivery; it names the host `request` addressed. */
+  async ping(id: string, request?: RequestContext): Promise<PingResult> {
     const subscription = await this.existing(id);
+    const origin = this.origins.of(request);
     const payload: EventPayload = {
       id: randomUUID(),
       type: PING_EVENT_TYPE,
       timestamp: new Date(this.now()).toISOString(),
-      registry: this.origin.host,
+      registry: origin.host,
       repository: null,
       tag: null,
       digest: null,
@@ -210,12 +208,20 @@ export class WebhookService {
     // process to die meanwhile, the dispatcher would send it once, late, and not retry it).
     const now = this.now();
     const delivery = await this.store.insertDelivery(
-      { subscriptionId: id, eventId: payload.id, eventType: PING_EVENT_TYPE, repository: null, payload, dueAt: now + this.options.config.requestTimeoutMs + 60_000 },
+      {
+        subscriptionId: id,
+        eventId: payload.id,
+        eventType: PING_EVENT_TYPE,
+        repository: null,
+        payload,
+        context: { scheme: origin.scheme, request: null },
+        dueAt: now + this.options.config.requestTimeoutMs + 60_000,
+      },
       now,
       now,
     );
     if (!delivery) throw notFound(id);
-    const { result, attempt } = await sendAttempt(this.sender, subscription, delivery, this.formatOptions(), this.now());
+    const { result, attempt } = await sendAttempt(this.sender, subscription, delivery, this.options.config.cloudEventsTypePrefix, this.now());
     // A ping is a test: its outcome is final whatever it was.
     const outcome = decideOutcome({ ...delivery, expiresAt: 0 }, attempt, result, this.options.config, this.now());
     await this.store.recordAttempt(delivery.id, outcome);
@@ -263,7 +269,7 @@ export class WebhookService {
     if (!event || event.id !== eventId) throw new WebhookError('not_found', `no event ${eventId} in the outbox`);
     const now = this.now();
     const delivery = await this.store.insertDelivery(
-      { subscriptionId: id, eventId, eventType: event.type, repository: event.repository, payload: await this.dispatcher.payloadOf(event) },
+      { subscriptionId: id, eventId, eventType: event.type, repository: event.repository, ...(await this.dispatcher.payloadOf(event)) },
       now,
       now + this.options.config.maxAgeMs,
     );
@@ -285,24 +291,27 @@ export class WebhookService {
     const matching = this.pullSubscriptions.filter((s) => s.matches(event));
     if (matching.length === 0) return;
     const now = this.now();
+    const origin = this.origins.of(pull.actor.request);
+    const request = pull.actor.request;
+    const context = { scheme: origin.scheme, request: request ? { id: request.id, addr: request.addr, userAgent: request.userAgent, method: request.method } : null };
     const payload: EventPayload = {
       id: randomUUID(),
       type: PULL_EVENT_TYPE,
       timestamp: new Date(now).toISOString(),
-      registry: this.origin.host,
+      registry: origin.host,
       repository: pull.repository,
       tag,
       digest: pull.digest,
       mediaType: pull.mediaType,
       size: pull.size,
       platforms: null,
-      reference: imageReference(this.origin.host, pull.repository, tag, pull.digest),
-      actor: pull.actor,
+      reference: imageReference(origin.host, pull.repository, tag, pull.digest),
+      actor: { name: pull.actor.name, kind: pull.actor.kind },
       previousDigest: null,
     };
     for (const { subscription } of matching) {
       await this.store.insertDelivery(
-        { subscriptionId: subscription.id, eventId: payload.id, eventType: PULL_EVENT_TYPE, repository: pull.repository, payload },
+        { subscriptionId: subscription.id, eventId: payload.id, eventType: PULL_EVENT_TYPE, repository: pull.repository, payload, context },
         now,
         now + this.options.config.maxAgeMs,
       );
@@ -375,10 +384,6 @@ export class WebhookService {
     }
   }
 
-  private formatOptions(): FormatOptions {
-    return { scheme: this.origin.scheme, cloudEventsTypePrefix: this.options.config.cloudEventsTypePrefix };
-  }
-
   private invalidatePullCache(): void {
     this.pullCacheAt = -Infinity;
     void this.refreshPullSubscriptions();
@@ -413,20 +418,13 @@ export function createWebhooks(
     metadata: backend.metadata,
     config: config.webhooks,
     logger,
-    publicUrl: defaultPublicUrl(config.http.publicUrl, config.http.addr),
+    origins: new EventOrigins({
+      publicUrl: config.http.publicUrl,
+      allowedHosts: config.http.allowedHosts,
+      listenAddress: config.http.addr,
+      tls: Boolean(config.http.tls.certificate),
+    }),
   });
-}
-
-/** The public URL to assume before listening: `http.publicUrl`, else `http://<listen address>`. */
-function defaultPublicUrl(publicUrl: string | undefined, listenAddress: string): string {
-  if (publicUrl) return publicUrl;
-  const colon = listenAddress.lastIndexOf(':');
-  return `http://${listenAddress.slice(0, colon) || '0.0.0.0'}:${listenAddress.slice(colon + 1)}`;
-}
-
-function parseOrigin(url: string): { host: string; scheme: 'http' | 'https' } {
-  const parsed = new URL(url);
-  return { host: parsed.host, scheme: parsed.protocol === 'https:' ? 'https' : 'http' };
 }
 
 function toPublic(subscription: Subscription): PublicSubscription {

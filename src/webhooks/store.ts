@@ -7,6 +7,7 @@
 import type {
   Delivery,
   DeliveryAttempt,
+  DeliveryContext,
   DeliveryState,
   DeliveryWithAttempts,
   EventPayload,
@@ -23,6 +24,7 @@ export interface NewDelivery {
   eventType: WebhookEventType;
   repository: string | null;
   payload: EventPayload;
+  context: DeliveryContext;
   /** When the dispatcher may first send it; default: at once. */
   dueAt?: number;
 }

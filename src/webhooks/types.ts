@@ -110,6 +110,18 @@ export interface Delivery {
   lastStatus: number | null;
   lastError: string | null;
   payload: EventPayload;
+  context: DeliveryContext;
+}
+
+/**
+ * What a delivery keeps beside its payload for the formats that say more than the native one:
+ * the scheme of the registry URL the event names, and the request that made the change
+ * (distribution's `request` record). Fixed at fan-out, like the payload.
+ */
+export interface DeliveryContext {
+  scheme: 'http' | 'https';
+  /** Null for the registry's own changes (retention, GC) and for pings. */
+  request: { id: string; addr: string | null; userAgent: string | null; method: string } | null;
 }
 
 export interface DeliveryWithAttempts extends Delivery {

@@ -83,6 +83,7 @@ describe('formats', () => {
       size: 1234,
       previousDigest: `sha256:${'b'.repeat(64)}`,
       actor: { name: 'ci-bot', kind: 'robot' },
+      request: null,
       createdAt: Date.UTC(2025, 0, 2, 3, 4, 5),
     },
     'registry.example.com',

@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { afterEach } from 'node:test';
 import { pino } from 'pino';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -110,19 +111,26 @@ export interface TestRegistry extends AssembledRegistry {
   dispose(): Promise<void>;
 }
 
-/** A registry (auth off) on a temp folder; the dispatcher is started unless `start` is false. */
+/** A registry (auth off unless `auth` says otherwise) on a temp folder; the dispatcher is started unless `start` is false. */
 export async function createTestRegistry(
-  options: { webhooks?: NonNullable<ConfigInput['webhooks']>; root?: string; publicUrl?: string; start?: boolean } = {},
+  options: {
+    webhooks?: NonNullable<ConfigInput['webhooks']>;
+    root?: string;
+    publicUrl?: string;
+    start?: boolean;
+    http?: NonNullable<ConfigInput['http']>;
+    auth?: ConfigInput['auth'];
+  } = {},
 ): Promise<TestRegistry> {
   const root = options.root ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'registry-webhooks-')));
   const config = validateConfig({
-    http: { addr: '127.0.0.1:5000', ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) },
+    http: { addr: '127.0.0.1:5000', ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}), ...options.http },
     storage: { root },
-    auth: { mode: 'none' },
+    auth: options.auth ?? { mode: 'none' },
     log: { level: 'silent' },
     webhooks: { ...FAST_WEBHOOKS, ...options.webhooks },
   });
-  const assembled = await assemble(config, pino({ level: 'silent' }));
+  const assembled = await assemble(config, pino({ level: 'silent' }), { announcePassword: () => undefined });
   if (options.start !== false) {
     try {
       await assembled.webhooks.start();
@@ -139,4 +147,27 @@ export async function createTestRegistry(
       if (!options.root) await fs.rm(root, { recursive: true, force: true });
     },
   };
+}
+
+export type Cleanups = Array<() => Promise<void>>;
+
+/** A list tests push their clean-ups onto; after each test they run, last first, even when it failed. */
+export function cleanupAfterEach(): Cleanups {
+  const cleanups: Cleanups = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!();
+  });
+  return cleanups;
+}
+
+/** A test registry and a loopback listener, both closed after the test. */
+export async function registryAndListener(
+  cleanups: Cleanups,
+  options: Parameters<typeof createTestRegistry>[0] = {},
+): Promise<{ registry: TestRegistry; listener: Listener }> {
+  const listener = await startListener();
+  cleanups.push(() => listener.close());
+  const registry = await createTestRegistry(options);
+  cleanups.push(() => registry.dispose());
+  return { registry, listener };
 }

@@ -8,6 +8,7 @@ import express, { type ErrorRequestHandler, type IRouter, type Request, type Req
 import type { WebhookErrorKind, WebhookService } from '../../webhooks/service.js';
 import { WebhookError } from '../../webhooks/service.js';
 import type { Delivery, DeliveryState, DeliveryWithAttempts } from '../../webhooks/types.js';
+import { caller } from '../wire.js';
 
 export const WEBHOOKS_API_PATH = '/api/v1/webhooks';
 
@@ -53,7 +54,7 @@ export function registerWebhookAdminRoutes(target: IRouter, webhooks: WebhookSer
   });
 
   router.post('/:id/ping', async (req, res) => {
-    const result = await webhooks.ping(param(req, 'id'));
+    const result = await webhooks.ping(param(req, 'id'), caller(res).actor.request);
     res.status(result.ok ? 200 : 502).json({ ok: result.ok, delivery: deliveryJson(result.delivery), attempt: attemptJson(result.attempt) });
   });
 

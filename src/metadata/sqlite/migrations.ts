@@ -254,6 +254,21 @@ const MIGRATIONS: Migration[] = [
   CREATE INDEX tags_by_update ON tags(repository_id, updated_at);
   `,
   },
+  {
+    name: 'event-requests',
+    sql: `
+  -- The request behind each change (null for the registry's own: retention, GC): webhook events
+  -- name the host that request addressed, and distribution-format receivers get its client details.
+  ALTER TABLE events ADD COLUMN request_id TEXT;
+  ALTER TABLE events ADD COLUMN request_host TEXT;
+  ALTER TABLE events ADD COLUMN request_scheme TEXT;
+  ALTER TABLE events ADD COLUMN request_addr TEXT;
+  ALTER TABLE events ADD COLUMN request_user_agent TEXT;
+  ALTER TABLE events ADD COLUMN request_method TEXT;
+  -- Beside each delivery's payload: the scheme its URLs use and the request record (JSON).
+  ALTER TABLE webhook_deliveries ADD COLUMN context TEXT;
+  `,
+  },
 ];
 
 export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): void {

@@ -6,6 +6,7 @@ import type Database from 'better-sqlite3';
 import type {
   Delivery,
   DeliveryAttempt,
+  DeliveryContext,
   DeliveryState,
   DeliveryWithAttempts,
   EventPayload,
@@ -45,6 +46,7 @@ interface DeliveryRow {
   updated_at: number;
   last_status: number | null;
   last_error: string | null;
+  context: string | null;
 }
 
 interface AttemptRow {
@@ -58,7 +60,7 @@ interface AttemptRow {
 
 const SUBSCRIPTION_COLUMNS = 'id, url, secret, events, repositories, tags, headers, format, active, source, start_seq, created_at, updated_at';
 const DELIVERY_COLUMNS =
-  'id, subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, created_at, updated_at, last_status, last_error';
+  'id, subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, created_at, updated_at, last_status, last_error, context';
 
 export class SqliteWebhookStore implements WebhookStore {
   private readonly statements;
@@ -240,6 +242,7 @@ export class SqliteWebhookStore implements WebhookStore {
       type: delivery.eventType,
       repository: delivery.repository,
       payload: JSON.stringify(delivery.payload),
+      context: JSON.stringify(delivery.context),
       now,
       due: delivery.dueAt ?? now,
       expires: expiresAt,
@@ -291,6 +294,8 @@ function toDelivery(row: DeliveryRow): Delivery {
     lastStatus: row.last_status,
     lastError: row.last_error,
     payload: JSON.parse(row.payload) as EventPayload,
+    // Deliveries recorded before contexts were kept: no request record, the scheme of plain HTTP.
+    context: row.context === null ? { scheme: 'http', request: null } : (JSON.parse(row.context) as DeliveryContext),
   };
 }
 
@@ -313,8 +318,8 @@ function prepare(db: Database.Database) {
     // A subscription deleted while its events were being fanned out simply gets none.
     insertDelivery: db.prepare(
       `INSERT INTO webhook_deliveries
-         (subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, created_at, updated_at)
-       SELECT :subscription, :event, :type, :repository, :payload, 'pending', 0, :due, :expires, :now, :now
+         (subscription_id, event_id, event_type, repository, payload, context, state, attempts, next_attempt_at, expires_at, created_at, updated_at)
+       SELECT :subscription, :event, :type, :repository, :payload, :context, 'pending', 0, :due, :expires, :now, :now
        WHERE EXISTS (SELECT 1 FROM webhook_subscriptions WHERE id = :subscription)
        ON CONFLICT (subscription_id, event_id) DO NOTHING`,
     ),
