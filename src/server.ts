@@ -28,6 +28,7 @@ import { ImageImporter } from './transfer/import.js';
 import { VERSION } from './version.js';
 import { withChangeNotifications } from './webhooks/notify.js';
 import { createWebhooks, type WebhookService } from './webhooks/service.js';
+import type { DeliveryStats } from './webhooks/store.js';
 import { serveApp } from './http/listener.js';
 import { startGarbagePacer } from './runtime/garbage-pacer.js';
 
@@ -131,8 +132,8 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
   return { registry, app, logger, auth, webhooks, lifecycle, serving, close };
 }
 
-function orEmptyDeliveries<T extends object>(stats: T | null): T | { byState: { pending: 0; delivered: 0; failed: 0 }; oldestPendingSeconds: 0; outboxBacklog: 0 } {
-  return stats ?? { byState: { pending: 0, delivered: 0, failed: 0 }, oldestPendingSeconds: 0, outboxBacklog: 0 };
+function orEmptyDeliveries(stats: DeliveryStats | null): DeliveryStats {
+  return stats ?? { byState: { pending: 0, delivered: 0, failed: 0 }, deploys: { running: 0, succeeded: 0, failed: 0 }, oldestPendingSeconds: 0, outboxBacklog: 0 };
 }
 
 /** The registry domain as the configuration describes it (the server, and CLI commands that work on the storage root). */

@@ -62,19 +62,22 @@ interface SubscriptionFlags {
   json?: boolean;
 }
 
-/** Runs one command against the webhook service; refusals become a message and an exit status. */
-/** One-line renderings of subscriptions and deliveries (from webhooks/cli-support.ts). */
+/** Renderings of subscriptions and deliveries (from webhooks/cli-support.ts and webhooks/views.ts). */
 interface Show {
   subscription(subscription: PublicSubscription): string;
   delivery(delivery: Delivery): string;
+  deliveryDetail(delivery: Awaited<ReturnType<WebhookService['getDelivery']>>): string[];
+  deliveryJson(delivery: Delivery): Record<string, unknown>;
 }
 
+/** Runs one command against the webhook service; refusals become a message and an exit status. */
 async function withWebhooks(program: Command, run: (webhooks: WebhookService, show: Show) => Promise<void>): Promise<void> {
   const config = loadConfig({ file: program.opts<{ config?: string }>().config });
   // Loaded on use: the rest of the CLI starts without the webhook modules.
-  const { withWebhookService, describeSubscription, describeDelivery } = await import('../webhooks/cli-support.js');
+  const { withWebhookService, describeSubscription, describeDelivery, describeDeliveryDetail } = await import('../webhooks/cli-support.js');
   const { WebhookError } = await import('../webhooks/service.js');
-  const show: Show = { subscription: describeSubscription, delivery: describeDelivery };
+  const { deliveryView } = await import('../webhooks/views.js');
+  const show: Show = { subscription: describeSubscription, delivery: describeDelivery, deliveryDetail: describeDeliveryDetail, deliveryJson: deliveryView };
   try {
     await withWebhookService(config, (webhooks) => run(webhooks, show));
   } catch (error) {
@@ -198,17 +201,22 @@ export function registerWebhookCommands(program: Command): void {
       }
       await withWebhooks(program, async (webhooks, show) => {
         const deliveries = await webhooks.listDeliveries(id, { state: options.state as DeliveryState | undefined, limit: options.limit });
-        if (options.json) return print(JSON.stringify(deliveries, null, 2));
+        if (options.json) return print(JSON.stringify(deliveries.map(show.deliveryJson), null, 2));
         for (const delivery of deliveries) print(show.delivery(delivery));
       });
     });
 
   webhook
     .command('delivery <id> <delivery>')
-    .description('one delivery with its attempt log (JSON)')
-    .action(async (id: string, delivery: string) => {
+    .description('one delivery: its state, the deploy outcome each agent reported (deploy: succeeded | failed | running), its attempt log')
+    .option('--json', 'print JSON, as the admin API shows it')
+    .action(async (id: string, delivery: string, options: { json?: boolean }) => {
       const number = deliveryNumber(program, delivery);
-      await withWebhooks(program, async (webhooks, show) => print(JSON.stringify(await webhooks.getDelivery(id, number), null, 2)));
+      await withWebhooks(program, async (webhooks, show) => {
+        const detail = await webhooks.getDelivery(id, number);
+        if (options.json) return print(JSON.stringify(show.deliveryJson(detail), null, 2));
+        for (const line of show.deliveryDetail(detail)) print(line);
+      });
     });
 
   webhook
@@ -234,7 +242,7 @@ export function registerWebhookCommands(program: Command): void {
     .action(async (options: { limit?: number; json?: boolean }) => {
       await withWebhooks(program, async (webhooks, show) => {
         const deliveries = await webhooks.failedDeliveries({ limit: options.limit });
-        if (options.json) return print(JSON.stringify(deliveries, null, 2));
+        if (options.json) return print(JSON.stringify(deliveries.map(show.deliveryJson), null, 2));
         for (const delivery of deliveries) print(show.delivery(delivery));
       });
     });

@@ -20,6 +20,7 @@ import { observePulls } from './pull-events.js';
 import { allowedMethods, matchEndpoint } from './endpoints.js';
 import { registerBaseRoutes } from './routes/base.js';
 import { registerBlobRoutes } from './routes/blobs.js';
+import { registerEventRoutes } from './routes/events.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerLifecycleAdminRoutes } from './routes/lifecycle-admin.js';
 import { registerListingRoutes } from './routes/listings.js';
@@ -93,7 +94,10 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
     });
   }
   if (auth) app.use(auth.routes);
-  if (webhooks) registerWebhookAdminRoutes(app, webhooks, adminGuard);
+  if (webhooks) {
+    registerWebhookAdminRoutes(app, webhooks, adminGuard);
+    registerEventRoutes(app, webhooks, auth?.requireReader ?? null);
+  }
   if (lifecycle) registerLifecycleAdminRoutes(app, lifecycle, adminGuard);
   if (operations.transfer) registerTransferAdminRoutes(app, { ...operations.transfer, guard: adminGuard });
   app.use((req, _res, next) => next(new RegistryError('NOT_FOUND', `no such resource: ${req.method} ${req.path}`)));

@@ -28,6 +28,8 @@ export function responseCompleted(res: ServerResponse & { locals?: Record<string
 export interface CallerContext {
   actor: Actor;
   access: RepositoryAccess;
+  /** Set by guards that decide it (admin, reader): whether the caller is an administrator. */
+  admin?: boolean;
 }
 
 /** The caller, its actor carrying the request context (request-context.ts) its changes' events record. */

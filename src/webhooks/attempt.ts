@@ -3,17 +3,21 @@
  * and decide what happens next (delivered, retry later with backoff, or failed).
  */
 import type { WebhooksConfig } from './config.js';
+import { deployCallbackUrl } from './deploys.js';
 import { formatBody, type FormatOptions } from './formats.js';
 import type { SendResult, WebhookSender } from './outbound.js';
 import {
   ATTEMPT_HEADER,
   DELIVERY_HEADER,
+  DEPLOY_CALLBACK_HEADER,
   EVENT_ID_HEADER,
   EVENT_TYPE_HEADER,
   FLUX_SIGNATURE_HEADER,
   SIGNATURE_HEADER,
   sign,
+  signTimestamped,
   TIMESTAMP_HEADER,
+  TIMESTAMP_SIGNATURE_HEADER,
 } from './signing.js';
 import type { AttemptOutcome } from './store.js';
 import type { Delivery, DeliveryAttempt, Subscription } from './types.js';
@@ -37,6 +41,8 @@ export const RESERVED_HEADERS = new Set(
     DELIVERY_HEADER,
     ATTEMPT_HEADER,
     TIMESTAMP_HEADER,
+    TIMESTAMP_SIGNATURE_HEADER,
+    DEPLOY_CALLBACK_HEADER,
   ].map((name) => name.toLowerCase()),
 );
 
@@ -67,8 +73,10 @@ export async function sendAttempt(
     [DELIVERY_HEADER]: String(delivery.id),
     [ATTEMPT_HEADER]: String(attemptNumber),
     [TIMESTAMP_HEADER]: String(Math.floor(now / 1000)),
+    [TIMESTAMP_SIGNATURE_HEADER]: signTimestamped(subscription.secret, now / 1000, body),
     [SIGNATURE_HEADER]: signature,
     [FLUX_SIGNATURE_HEADER]: signature,
+    [DEPLOY_CALLBACK_HEADER]: deployCallbackUrl(delivery.context.scheme, delivery.payload.registry, subscription.id, delivery.id),
   };
   const result = await sender.post(subscription.url, headers, body);
   return {

@@ -14,6 +14,9 @@ import type { Actor, MetadataStore, RequestContext } from '../registry/ports.js'
 import { decideOutcome, sendAttempt } from './attempt.js';
 import type { StaticSubscriptionConfig, WebhooksConfig } from './config.js';
 import { Dispatcher, redactedUrl } from './dispatcher.js';
+import { DeployReports, type WithDeploys } from './deploy-reports.js';
+import { readTimeline, type TimelinePage, type TimelineQuery, type TimelineViewer } from './timeline.js';
+import { WebhookError } from './errors.js';
 import { PatternError } from './filters.js';
 import { imageReference } from './formats.js';
 import { EventOrigins } from './origin.js';
@@ -37,19 +40,7 @@ import {
   type Subscription,
 } from './types.js';
 
-export type WebhookErrorKind = 'invalid' | 'not_found' | 'conflict' | 'read_only';
-
-/** A refusal the API turns into 400, 404 or 409. */
-export class WebhookError extends Error {
-  constructor(
-    readonly kind: WebhookErrorKind,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'WebhookError';
-  }
-}
+export { WebhookError, type WebhookErrorKind } from './errors.js';
 
 /** A subscription as the API shows it: everything but the secret. */
 export type PublicSubscription = Omit<Subscription, 'secret' | 'startSeq' | 'createdAt' | 'updatedAt'> & {
@@ -92,6 +83,8 @@ export class WebhookService {
   readonly dispatcher: Dispatcher;
   readonly policy: DestinationPolicy;
   readonly origins: EventOrigins;
+  /** Deploy reports posted back by receivers, and their attachment to deliveries. */
+  readonly deploys: DeployReports;
   private readonly now: () => number;
   private pullSubscriptions: CompiledSubscription[] = [];
   private pullCacheAt = -Infinity;
@@ -107,6 +100,7 @@ export class WebhookService {
     });
     this.now = options.now ?? Date.now;
     this.origins = options.origins;
+    this.deploys = new DeployReports(this.store, this.now);
     this.dispatcher = new Dispatcher({
       store: this.store,
       metadata: options.metadata,
@@ -228,22 +222,23 @@ export class WebhookService {
     return { delivery: { ...delivery, state: outcome.state, attempts: attempt.attempt, lastStatus: attempt.status, lastError: attempt.error }, attempt, ok: outcome.state === 'delivered' };
   }
 
-  /** A subscription's deliveries, newest first. */
-  async listDeliveries(id: string, query: { state?: DeliveryState; limit?: number; before?: number } = {}): Promise<Delivery[]> {
+  /** A subscription's deliveries, newest first, with their deploy reports. */
+  async listDeliveries(id: string, query: { state?: DeliveryState; limit?: number; before?: number } = {}): Promise<Array<WithDeploys<Delivery>>> {
     await this.existing(id);
-    return this.store.listDeliveries({ subscriptionId: id, state: query.state, limit: clampLimit(query.limit), beforeId: query.before });
+    return this.deploys.attach(await this.store.listDeliveries({ subscriptionId: id, state: query.state, limit: clampLimit(query.limit), beforeId: query.before }));
   }
 
   /** Failed deliveries of every subscription, newest first. */
-  async failedDeliveries(query: { limit?: number; before?: number } = {}): Promise<Delivery[]> {
-    return this.store.listDeliveries({ state: 'failed', limit: clampLimit(query.limit), beforeId: query.before });
+  async failedDeliveries(query: { limit?: number; before?: number } = {}): Promise<Array<WithDeploys<Delivery>>> {
+    return this.deploys.attach(await this.store.listDeliveries({ state: 'failed', limit: clampLimit(query.limit), beforeId: query.before }));
   }
 
-  /** One delivery with its attempt log. */
-  async getDelivery(id: string, deliveryId: number): Promise<DeliveryWithAttempts> {
+  /** One delivery with its attempt log and deploy reports. */
+  async getDelivery(id: string, deliveryId: number): Promise<WithDeploys<DeliveryWithAttempts>> {
     const delivery = await this.store.getDelivery(deliveryId);
     if (!delivery || delivery.subscriptionId !== id) throw new WebhookError('not_found', `subscription ${id} has no delivery ${deliveryId}`);
-    return delivery;
+    const [withDeploys] = await this.deploys.attach([delivery]);
+    return withDeploys!;
   }
 
   /** Queues a delivery again, due now, with the same event id; its log keeps the earlier attempts. */
@@ -276,6 +271,11 @@ export class WebhookService {
     if (!delivery) throw notFound(id);
     this.dispatcher.notify();
     return delivery;
+  }
+
+  /** The events timeline: outbox events newest first with their deploy results (and deliveries, for admins). */
+  timeline(query: TimelineQuery, viewer: TimelineViewer): Promise<TimelinePage> {
+    return readTimeline(this.store, this.deploys, query, viewer);
   }
 
   /** Whether any active subscription asks for pulls (cached for a moment; cheap on the hot path). */

@@ -4,12 +4,16 @@
  * asynchronous so that another database can implement it; {@link SqliteWebhookStore} shares
  * the registry's SQLite database (tables from the `webhooks` migration).
  */
+import type { EventType, RegistryEvent } from '../registry/events.js';
+import type { NewDeployReport } from './deploys.js';
 import type {
   Delivery,
   DeliveryAttempt,
   DeliveryContext,
   DeliveryState,
   DeliveryWithAttempts,
+  DeployReport,
+  DeployStatus,
   EventPayload,
   Subscription,
   WebhookEventType,
@@ -51,6 +55,8 @@ export interface DeliveryQuery {
 
 export interface DeliveryStats {
   byState: { pending: number; delivered: number; failed: number };
+  /** The latest deploy report of each (delivery, agent), by status. */
+  deploys: Record<DeployStatus, number>;
   /** Age of the oldest delivery pending for an active subscription, in seconds (0: none). */
   oldestPendingSeconds: number;
   /** Outbox events recorded but not yet fanned out into deliveries. */
@@ -95,7 +101,28 @@ export interface WebhookStore {
   findEventSeq(eventId: string): Promise<number | null>;
   /** Removes delivered and failed deliveries last touched before `before`; returns how many. */
   prune(before: number): Promise<number>;
-  /** Read-only figures for metrics: deliveries by state, the oldest pending one, the outbox backlog. */
+  /** Read-only figures for metrics: deliveries by state, deploy results, the oldest pending delivery, the outbox backlog. */
   deliveryStats?(now: number): Promise<DeliveryStats>;
+
+  /**
+   * Records an agent's deploy report on a delivery: it replaces the agent's stored report
+   * unless that one was sent later (reports may arrive out of order), and is counted either way.
+   */
+  recordDeploy(deliveryId: number, report: NewDeployReport): Promise<void>;
+  /** The latest report of every agent, per delivery (deliveries without reports are absent). */
+  deploysOf(deliveryIds: readonly number[]): Promise<Map<number, DeployReport[]>>;
+
+  /** Outbox events, newest first (the events timeline). */
+  listEvents(query: EventQuery): Promise<RegistryEvent[]>;
+  /** Every delivery of these events (any subscription). */
+  deliveriesOfEvents(eventIds: readonly string[]): Promise<Delivery[]>;
+}
+
+export interface EventQuery {
+  repository?: string;
+  type?: EventType;
+  /** Only events with a smaller sequence number (the next page). */
+  beforeSeq?: number;
+  limit: number;
 }
 

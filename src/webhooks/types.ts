@@ -124,6 +124,29 @@ export interface DeliveryContext {
   request: { id: string; addr: string | null; userAgent: string | null; method: string } | null;
 }
 
+export const DEPLOY_STATUSES = ['running', 'succeeded', 'failed'] as const;
+export type DeployStatus = (typeof DEPLOY_STATUSES)[number];
+
+/** The latest report of one agent about the deploy of one delivery (docs/webhooks.md, "Deploy results"). */
+export interface DeployReport {
+  agent: string;
+  status: DeployStatus;
+  /** The agent's run attempt, 1-based. */
+  attempt: number;
+  exitCode: number | null;
+  durationMs: number | null;
+  /** The last ≤4096 characters of the command's combined output. */
+  output: string | null;
+  /** Milliseconds since the epoch, as the agent reported them. */
+  startedAt: number;
+  finishedAt: number | null;
+  /** When the agent sent this report (its clock) and when the registry recorded it (ours). */
+  sentAt: number;
+  reportedAt: number;
+  /** How many reports this agent sent about this delivery. */
+  reports: number;
+}
+
 export interface DeliveryWithAttempts extends Delivery {
   log: DeliveryAttempt[];
 }

@@ -269,6 +269,30 @@ const MIGRATIONS: Migration[] = [
   ALTER TABLE webhook_deliveries ADD COLUMN context TEXT;
   `,
   },
+  {
+    name: 'webhook-deploys',
+    sql: `
+  -- The latest deploy report of each agent about each delivery, and how many it sent.
+  CREATE TABLE webhook_deploys (
+    delivery_id  INTEGER NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    agent        TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    attempt      INTEGER NOT NULL,
+    exit_code    INTEGER,
+    duration_ms  INTEGER,
+    output       TEXT,
+    started_at   INTEGER NOT NULL,
+    finished_at  INTEGER,
+    sent_at      INTEGER NOT NULL,
+    reported_at  INTEGER NOT NULL,
+    reports      INTEGER NOT NULL,
+    PRIMARY KEY (delivery_id, agent)
+  ) WITHOUT ROWID;
+  -- The events timeline: newest first, per repository, with each event's deliveries.
+  CREATE INDEX events_by_repository ON events(repository, seq);
+  CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries(event_id);
+  `,
+  },
 ];
 
 export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): void {

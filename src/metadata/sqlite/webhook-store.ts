@@ -9,11 +9,25 @@ import type {
   DeliveryContext,
   DeliveryState,
   DeliveryWithAttempts,
+  DeployReport,
   EventPayload,
   Subscription,
   WebhookEventType,
 } from '../../webhooks/types.js';
-import type { AttemptOutcome, DeliveryQuery, DeliveryStats, DueDelivery, NewDelivery, NewSubscription, SubscriptionPatch, WebhookStore } from '../../webhooks/store.js';
+import type { RegistryEvent } from '../../registry/events.js';
+import type { NewDeployReport } from '../../webhooks/deploys.js';
+import type {
+  AttemptOutcome,
+  DeliveryQuery,
+  DeliveryStats,
+  DueDelivery,
+  EventQuery,
+  NewDelivery,
+  NewSubscription,
+  SubscriptionPatch,
+  WebhookStore,
+} from '../../webhooks/store.js';
+import { DeployTables } from './webhook-deploys.js';
 
 interface SubscriptionRow {
   id: string;
@@ -64,9 +78,11 @@ const DELIVERY_COLUMNS =
 
 export class SqliteWebhookStore implements WebhookStore {
   private readonly statements;
+  private readonly deploys: DeployTables;
 
   constructor(private readonly db: Database.Database) {
     this.statements = prepare(db);
+    this.deploys = new DeployTables(db);
   }
 
   async listSubscriptions(): Promise<Subscription[]> {
@@ -230,9 +246,27 @@ export class SqliteWebhookStore implements WebhookStore {
     const oldest = this.statsStatements.oldestPending.get() as number | null;
     return {
       byState,
+      deploys: this.deploys.countByStatus(),
       oldestPendingSeconds: oldest === null ? 0 : Math.max(0, (now - oldest) / 1000),
       outboxBacklog: Math.max(0, this.statsStatements.backlog.get() as number),
     };
+  }
+
+  async recordDeploy(deliveryId: number, report: NewDeployReport): Promise<void> {
+    this.deploys.record(deliveryId, report);
+  }
+
+  async deploysOf(deliveryIds: readonly number[]): Promise<Map<number, DeployReport[]>> {
+    return this.deploys.of(deliveryIds);
+  }
+
+  async listEvents(query: EventQuery): Promise<RegistryEvent[]> {
+    return this.deploys.events(query);
+  }
+
+  async deliveriesOfEvents(eventIds: readonly string[]): Promise<Delivery[]> {
+    if (eventIds.length === 0) return [];
+    return (this.statements.deliveriesOfEvents.all(JSON.stringify(eventIds)) as DeliveryRow[]).map(toDelivery);
   }
 
   private insert(delivery: NewDelivery, now: number, expiresAt: number): void {
@@ -356,6 +390,9 @@ function prepare(db: Database.Database) {
        ORDER BY id DESC LIMIT :limit`,
     ),
     getDelivery: db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?`),
+    deliveriesOfEvents: db.prepare(
+      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+    ),
     attempts: db.prepare(
       'SELECT attempt, at, status, latency_ms, error, response_body FROM webhook_attempts WHERE delivery_id = ? ORDER BY attempt',
     ),
