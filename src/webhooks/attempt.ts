@@ -19,7 +19,7 @@ import {
   TIMESTAMP_HEADER,
   TIMESTAMP_SIGNATURE_HEADER,
 } from './signing.js';
-import type { AttemptOutcome } from './store.js';
+import type { AttemptOutcome, WebhookStore } from './store.js';
 import type { Delivery, DeliveryAttempt, Subscription } from './types.js';
 
 export const USER_AGENT = 'harbormaster-registry-webhooks/1';
@@ -119,4 +119,34 @@ export function decideOutcome(
   if (result.retryAfterSeconds !== null) delay = Math.max(delay, Math.min(result.retryAfterSeconds * 1000, config.maxBackoffMs));
   // The last try happens at the deadline, then the delivery is given up.
   return { attempt, state: 'pending', nextAttemptAt: Math.min(now + delay, delivery.expiresAt) };
+}
+
+export interface AttemptSettings extends BackoffConfig {
+  requestTimeoutMs: number;
+  cloudEventsTypePrefix: string;
+}
+
+/**
+ * One whole attempt: claim it in the store (counted and logged before anything is sent), send
+ * it, decide and record the outcome. Null when another dispatcher claimed the delivery first.
+ * `final` makes any failure final (pings).
+ */
+export async function runAttempt(
+  store: Pick<WebhookStore, 'beginAttempt' | 'recordAttempt'>,
+  sender: WebhookSender,
+  subscription: Subscription,
+  delivery: Delivery,
+  settings: AttemptSettings,
+  now: () => number,
+  options: { final?: boolean; random?: () => number } = {},
+): Promise<AttemptOutcome | null> {
+  const startedAt = now();
+  // Held off for as long as this attempt can take (its timeout), and as long again plus a second
+  // for recording its outcome on a loaded machine; past that the process is taken to have died.
+  const holdUntil = startedAt + 2 * settings.requestTimeoutMs + 1_000;
+  if (!(await store.beginAttempt(delivery.id, delivery.attempts + 1, startedAt, holdUntil))) return null;
+  const { result, attempt } = await sendAttempt(sender, subscription, delivery, settings.cloudEventsTypePrefix, startedAt);
+  const outcome = decideOutcome(options.final ? { ...delivery, expiresAt: 0 } : delivery, attempt, result, settings, now(), options.random);
+  await store.recordAttempt(delivery.id, outcome);
+  return outcome;
 }

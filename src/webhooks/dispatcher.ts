@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { RegistryEvent } from '../registry/events.js';
 import type { MetadataStore } from '../registry/ports.js';
-import { decideOutcome, sendAttempt } from './attempt.js';
+import { runAttempt } from './attempt.js';
 import type { WebhooksConfig } from './config.js';
 import { indexPlatforms, isIndexMediaType, payloadFromEvent } from './formats.js';
 import type { EventOrigins } from './origin.js';
@@ -209,9 +209,9 @@ export class Dispatcher {
   }
 
   private async deliver(delivery: Delivery, subscription: Subscription): Promise<void> {
-    const { result, attempt } = await sendAttempt(this.deps.sender, subscription, delivery, this.config.cloudEventsTypePrefix, this.now());
-    const outcome = decideOutcome(delivery, attempt, result, this.config, this.now(), this.random);
-    await this.store.recordAttempt(delivery.id, outcome);
+    const outcome = await runAttempt(this.store, this.deps.sender, subscription, delivery, this.config, this.now, { random: this.random });
+    if (!outcome) return;
+    const { attempt } = outcome;
     const context = {
       subscription: subscription.id,
       delivery: delivery.id,

@@ -11,7 +11,7 @@ import { generateSecret } from '../auth/secrets.js';
 import type { Config } from '../config/schema.js';
 import type { MetadataBackend } from '../metadata/backend.js';
 import type { Actor, MetadataStore, RequestContext } from '../registry/ports.js';
-import { decideOutcome, sendAttempt } from './attempt.js';
+import { runAttempt } from './attempt.js';
 import type { StaticSubscriptionConfig, WebhooksConfig } from './config.js';
 import { Dispatcher, redactedUrl } from './dispatcher.js';
 import { DeployReports, type WithDeploys } from './deploy-reports.js';
@@ -215,10 +215,10 @@ export class WebhookService {
       now,
     );
     if (!delivery) throw notFound(id);
-    const { result, attempt } = await sendAttempt(this.sender, subscription, delivery, this.options.config.cloudEventsTypePrefix, this.now());
     // A ping is a test: its outcome is final whatever it was.
-    const outcome = decideOutcome({ ...delivery, expiresAt: 0 }, attempt, result, this.options.config, this.now());
-    await this.store.recordAttempt(delivery.id, outcome);
+    const outcome = await runAttempt(this.store, this.sender, subscription, delivery, this.options.config, this.now, { final: true });
+    if (!outcome) throw new Error(`ping delivery ${delivery.id} was claimed by another dispatcher`);
+    const { attempt } = outcome;
     return { delivery: { ...delivery, state: outcome.state, attempts: attempt.attempt, lastStatus: attempt.status, lastError: attempt.error }, attempt, ok: outcome.state === 'delivered' };
   }
 

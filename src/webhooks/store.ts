@@ -19,6 +19,9 @@ import type {
   WebhookEventType,
 } from './types.js';
 
+/** The error a begun attempt shows until its outcome is written: still in flight, or the process stopped during it. */
+export const NO_OUTCOME_ERROR = 'no outcome recorded: in flight, or the registry stopped during the attempt';
+
 export type NewSubscription = Omit<Subscription, 'startSeq' | 'createdAt' | 'updatedAt'>;
 export type SubscriptionPatch = Partial<Omit<NewSubscription, 'id' | 'source'>>;
 
@@ -88,7 +91,15 @@ export interface WebhookStore {
    * (subscription, repository), oldest first: a later event never overtakes an earlier one.
    */
   dueDeliveries(now: number, limit: number): Promise<DueDelivery[]>;
-  /** Logs an attempt and moves the delivery to its new state, atomically. */
+  /**
+   * Claims a pending delivery for its attempt number `attempt` before anything is sent: counts
+   * the attempt, logs it without an outcome, and holds the delivery off until `holdUntil` (so
+   * neither this dispatcher nor another replica sends it twice meanwhile; were the process to
+   * die, it is retried then, as the next attempt). False when the delivery is no longer pending
+   * at `attempt - 1` attempts (another dispatcher took it, or it was changed).
+   */
+  beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number): Promise<boolean>;
+  /** Writes the outcome of the attempt begun with {@link beginAttempt} and moves the delivery to its new state, atomically. */
   recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void>;
 
   listDeliveries(query: DeliveryQuery): Promise<Delivery[]>;

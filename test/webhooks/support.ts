@@ -64,7 +64,8 @@ export async function startListener(port = 0): Promise<Listener> {
         listener.concurrent.now--;
         res.writeHead(answer.status, { 'Content-Type': 'text/plain', ...answer.headers }).end(answer.body ?? '');
       };
-      if (answer.delayMs) setTimeout(send, answer.delayMs);
+      // Unref'd: a reply held back for longer than a test runs must not keep the test process alive.
+      if (answer.delayMs) setTimeout(send, answer.delayMs).unref();
       else send();
     });
   });

@@ -27,6 +27,7 @@ import type {
   SubscriptionPatch,
   WebhookStore,
 } from '../../webhooks/store.js';
+import { NO_OUTCOME_ERROR } from '../../webhooks/store.js';
 import { DeployTables } from './webhook-deploys.js';
 
 interface SubscriptionRow {
@@ -156,6 +157,14 @@ export class SqliteWebhookStore implements WebhookStore {
         updated_at: row.s_updated_at,
       }),
     }));
+  }
+
+  async beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (this.statements.claimAttempt.run(attempt, holdUntil, at, deliveryId, attempt - 1).changes === 0) return false;
+      this.statements.insertAttempt.run(deliveryId, attempt, at, null, 0, NO_OUTCOME_ERROR, null);
+      return true;
+    })();
   }
 
   async recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void> {
@@ -374,9 +383,16 @@ function prepare(db: Database.Database) {
        ORDER BY d.next_attempt_at, d.id
        LIMIT ?`,
     ),
+    // An attempt is logged when it begins and completed when it ends (or stays without an outcome).
     insertAttempt: db.prepare(
       `INSERT INTO webhook_attempts (delivery_id, attempt, at, status, latency_ms, error, response_body)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status = excluded.status,
+         latency_ms = excluded.latency_ms, error = excluded.error, response_body = excluded.response_body`,
+    ),
+    claimAttempt: db.prepare(
+      `UPDATE webhook_deliveries SET attempts = ?, next_attempt_at = ?, updated_at = ?
+       WHERE id = ? AND state = 'pending' AND attempts = ?`,
     ),
     updateDeliveryState: db.prepare(
       `UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_status = ?, last_error = ?
