@@ -3,7 +3,7 @@
  * root's database (the server need not run; a running one picks changes up on its next poll).
  *
  *   registry webhook add --url https://deploy.example.com/hook --event tag.created --repository 'team/*' --tag semver:stable
- *   registry webhook list | show ID | update ID --paused | delete ID | ping ID
+ *   registry webhook list | show ID | update ID --paused|--disabled|--active | delete ID | ping ID
  *   registry webhook deliveries ID [--state failed] | delivery ID N | redeliver ID N | redeliver-event ID EVENT | failed
  *
  * A subscription's secret is printed once, when it is created (or given with --secret-stdin).
@@ -59,6 +59,7 @@ interface SubscriptionFlags {
   format?: string;
   paused?: boolean;
   active?: boolean;
+  disabled?: boolean;
   json?: boolean;
 }
 
@@ -96,8 +97,9 @@ async function fieldsOf(options: SubscriptionFlags): Promise<Record<string, unkn
   if (options.tag) fields.tags = options.tag;
   if (options.header) fields.headers = options.header;
   if (options.format !== undefined) fields.format = options.format;
-  if (options.paused) fields.active = false;
-  if (options.active) fields.active = true;
+  if (options.paused) fields.state = 'paused';
+  if (options.active) fields.state = 'active';
+  if (options.disabled) fields.state = 'disabled';
   return fields;
 }
 
@@ -157,10 +159,13 @@ export function registerWebhookCommands(program: Command): void {
       .command('update <id>')
       .description('change a subscription (only the options given)')
       .option('--url <url>', 'new endpoint')
-      .option('--paused', 'pause deliveries')
+      .option('--paused', 'pause deliveries: events queue up and go out once active again')
+      .option('--disabled', 'disable: events recorded meanwhile are dropped')
       .option('--active', 'resume deliveries'),
   ).action(async (id: string, options: SubscriptionFlags) => {
-    if (options.paused && options.active) program.error('error: --paused and --active contradict each other', { exitCode: EXIT_USAGE });
+    if ([options.paused, options.active, options.disabled].filter(Boolean).length > 1) {
+      program.error('error: --paused, --disabled and --active contradict each other', { exitCode: EXIT_USAGE });
+    }
     const fields = await fieldsOf(options);
     await withWebhooks(program, async (webhooks, show) => {
       const updated = await webhooks.updateSubscription(id, fields);

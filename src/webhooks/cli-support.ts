@@ -38,7 +38,7 @@ export function describeSubscription(subscription: PublicSubscription): string {
   const list = (values: string[], empty: string) => (values.length ? values.join(',') : empty);
   return [
     subscription.id,
-    subscription.active ? 'active' : 'paused',
+    subscription.state,
     subscription.format,
     subscription.source === 'config' ? '(config)' : '',
     subscription.url,

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { parseHostRule } from './outbound.js';
-import { SUBSCRIBABLE_EVENT_TYPES, WEBHOOK_FORMATS } from './types.js';
+import { SUBSCRIBABLE_EVENT_TYPES, SUBSCRIPTION_STATES, WEBHOOK_FORMATS } from './types.js';
 
 /** A list given as YAML sequence, or as one comma-separated string (environment variables). */
 const hostList = z.preprocess(
@@ -46,6 +46,9 @@ export const staticSubscriptionSchema = z
     tags: z.array(z.string().min(1).max(256)).default([]),
     headers: z.record(z.string(), z.string()).default({}),
     format: z.enum(WEBHOOK_FORMATS).default('native'),
+    /** `active`, `paused` (events queue up) or `disabled` (events are dropped). */
+    state: z.enum(SUBSCRIPTION_STATES).optional(),
+    /** The older switch: false is `state: paused`. */
     active: z.boolean().default(true),
   })
   .strict()

@@ -155,7 +155,8 @@ export class Dispatcher {
   }
 
   private async activeSubscriptions(): Promise<CompiledSubscription[]> {
-    const subscriptions = (await this.store.listSubscriptions()).filter((s) => s.active);
+    // Paused subscriptions get their deliveries queued; disabled ones get none.
+    const subscriptions = (await this.store.listSubscriptions()).filter((s) => s.state !== 'disabled');
     const live = new Set(subscriptions.map((s) => s.id));
     for (const id of this.compiled.keys()) if (!live.has(id)) this.compiled.delete(id);
     return subscriptions.map((subscription) => {

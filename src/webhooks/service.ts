@@ -42,8 +42,9 @@ import {
 
 export { WebhookError, type WebhookErrorKind } from './errors.js';
 
-/** A subscription as the API shows it: everything but the secret. */
+/** A subscription as the API shows it: everything but the secret; `active` is `state === 'active'` (the older field). */
 export type PublicSubscription = Omit<Subscription, 'secret' | 'startSeq' | 'createdAt' | 'updatedAt'> & {
+  active: boolean;
   createdAt: string;
   updatedAt: string;
 };
@@ -336,8 +337,8 @@ export class WebhookService {
         tags: entry.tags,
         headers: entry.headers,
         format: entry.format,
-        active: entry.active,
-      };
+        state: entry.state ?? (entry.active ? 'active' : 'paused'),
+      } as const;
       try {
         this.checkFields(fields);
         parse(subscriptionPatchSchema, { ...fields });
@@ -394,7 +395,7 @@ export class WebhookService {
       try {
         const subscriptions = await this.store.listSubscriptions();
         this.pullSubscriptions = subscriptions
-          .filter((s) => s.active && s.events.includes(PULL_EVENT_TYPE))
+          .filter((s) => s.state === 'active' && s.events.includes(PULL_EVENT_TYPE))
           .map(compileSubscription);
         this.pullCacheAt = this.now();
       } catch (error) {
@@ -429,7 +430,7 @@ export function createWebhooks(
 
 function toPublic(subscription: Subscription): PublicSubscription {
   const { secret: _secret, startSeq: _startSeq, createdAt, updatedAt, ...rest } = subscription;
-  return { ...rest, createdAt: new Date(createdAt).toISOString(), updatedAt: new Date(updatedAt).toISOString() };
+  return { ...rest, active: rest.state === 'active', createdAt: new Date(createdAt).toISOString(), updatedAt: new Date(updatedAt).toISOString() };
 }
 
 function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
@@ -466,7 +467,7 @@ function sameFields(current: Subscription, fields: Omit<Subscription, 'id' | 'so
     current.url === fields.url &&
     current.secret === fields.secret &&
     current.format === fields.format &&
-    current.active === fields.active &&
+    current.state === fields.state &&
     JSON.stringify(current.events) === JSON.stringify(fields.events) &&
     JSON.stringify(current.repositories) === JSON.stringify(fields.repositories) &&
     JSON.stringify(current.tags) === JSON.stringify(fields.tags) &&

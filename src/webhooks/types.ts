@@ -21,6 +21,14 @@ export const DEFAULT_EVENT_TYPES: readonly EventType[] = EVENT_TYPES;
 export const WEBHOOK_FORMATS = ['native', 'distribution', 'cloudevents'] as const;
 export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
 
+/**
+ * `active`: events are delivered. `paused`: events are queued (deliveries recorded, not sent)
+ * and go out, in order, once active again. `disabled`: events recorded meanwhile are dropped
+ * (no delivery is ever made for them); deliveries queued before stay queued.
+ */
+export const SUBSCRIPTION_STATES = ['active', 'paused', 'disabled'] as const;
+export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
+
 export interface Platform {
   os: string;
   architecture: string;
@@ -73,7 +81,7 @@ export interface Subscription {
   /** Extra request headers (for receivers that check a static token). */
   headers: Record<string, string>;
   format: WebhookFormat;
-  active: boolean;
+  state: SubscriptionState;
   /** `config`: declared in the config file, read-only through the API. */
   source: 'api' | 'config';
   /** Outbox position when the subscription was created: older events are not delivered to it. */

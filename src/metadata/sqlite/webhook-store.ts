@@ -39,7 +39,7 @@ interface SubscriptionRow {
   tags: string;
   headers: string;
   format: Subscription['format'];
-  active: number;
+  state: Subscription['state'];
   source: Subscription['source'];
   start_seq: number;
   created_at: number;
@@ -73,7 +73,7 @@ interface AttemptRow {
   response_body: string | null;
 }
 
-const SUBSCRIPTION_COLUMNS = 'id, url, secret, events, repositories, tags, headers, format, active, source, start_seq, created_at, updated_at';
+const SUBSCRIPTION_COLUMNS = 'id, url, secret, events, repositories, tags, headers, format, state, source, start_seq, created_at, updated_at';
 const DELIVERY_COLUMNS =
   'id, subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, created_at, updated_at, last_status, last_error, context';
 
@@ -150,7 +150,7 @@ export class SqliteWebhookStore implements WebhookStore {
         tags: row.s_tags,
         headers: row.s_headers,
         format: row.s_format,
-        active: row.s_active,
+        state: row.s_state,
         source: row.s_source,
         start_seq: row.s_start_seq,
         created_at: row.s_created_at,
@@ -243,7 +243,7 @@ export class SqliteWebhookStore implements WebhookStore {
       oldestPending: this.db
         .prepare(
           `SELECT MIN(d.created_at) FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-           WHERE d.state = 'pending' AND s.active = 1`,
+           WHERE d.state = 'pending' AND s.state = 'active'`,
         )
         .pluck(),
       backlog: this.db
@@ -307,7 +307,7 @@ function toSubscription(row: SubscriptionRow): Subscription {
     tags: JSON.parse(row.tags) as string[],
     headers: JSON.parse(row.headers) as Record<string, string>,
     format: row.format,
-    active: row.active === 1,
+    state: row.state,
     source: row.source,
     startSeq: row.start_seq,
     createdAt: row.created_at,
@@ -315,10 +315,10 @@ function toSubscription(row: SubscriptionRow): Subscription {
   };
 }
 
-/** A subscription's settings as the columns url … active hold them, in that order (insert and update share it). */
+/** A subscription's settings as the columns url … state hold them, in that order (insert and update share it). */
 function settingsColumns(subscription: Omit<NewSubscription, 'id' | 'source'>): unknown[] {
-  const { url, secret, events, repositories, tags, headers, format, active } = subscription;
-  return [url, secret, JSON.stringify(events), JSON.stringify(repositories), JSON.stringify(tags), JSON.stringify(headers), format, active ? 1 : 0];
+  const { url, secret, events, repositories, tags, headers, format, state } = subscription;
+  return [url, secret, JSON.stringify(events), JSON.stringify(repositories), JSON.stringify(tags), JSON.stringify(headers), format, state];
 }
 
 function toDelivery(row: DeliveryRow): Delivery {
@@ -353,7 +353,7 @@ function prepare(db: Database.Database) {
     ),
     updateSubscription: db.prepare(
       `UPDATE webhook_subscriptions SET url = ?, secret = ?, events = ?, repositories = ?, tags = ?, headers = ?,
-       format = ?, active = ?, updated_at = ? WHERE id = ?`,
+       format = ?, state = ?, updated_at = ? WHERE id = ?`,
     ),
     deleteSubscription: db.prepare('DELETE FROM webhook_subscriptions WHERE id = ?'),
     cursor: db.prepare("SELECT seq FROM webhook_cursor WHERE name = 'outbox'").pluck(),
@@ -375,7 +375,7 @@ function prepare(db: Database.Database) {
            .map((c) => `s.${c} AS s_${c}`)
            .join(', ')}
        FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-       WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND s.active = 1
+       WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND s.state = 'active'
          AND NOT EXISTS (
            SELECT 1 FROM webhook_deliveries e
            WHERE e.state = 'pending' AND e.subscription_id = d.subscription_id
