@@ -5,6 +5,7 @@
  *   registry webhook add --url https://deploy.example.com/hook --event tag.created --repository 'team/*' --tag semver:stable
  *   registry webhook list | show ID | update ID --paused|--disabled|--active | delete ID | ping ID
  *   registry webhook deliveries ID [--state failed] | delivery ID N | redeliver ID N | redeliver-event ID EVENT | failed
+ *   registry webhook redeliver-all [--subscription ID] [--state failed|delivered] [--since ISO] [--until ISO]
  *
  * A subscription's secret is printed once, when it is created (or given with --secret-stdin).
  * Exit status: 0 done, 1 refused (unknown id, conflict, read-only), 2 bad input.
@@ -237,6 +238,22 @@ export function registerWebhookCommands(program: Command): void {
     .description('queue any outbox event for a subscription, by event id')
     .action(async (id: string, eventId: string) => {
       await withWebhooks(program, async (webhooks, show) => print(`queued ${show.delivery(await webhooks.redeliverEvent(id, eventId))}`));
+    });
+
+  webhook
+    .command('redeliver-all')
+    .description('queue again, oldest first, the failed (or delivered) deliveries of one subscription or all, created in a time range')
+    .option('--subscription <id>', 'only this subscription')
+    .option('--state <state>', 'failed (default) or delivered')
+    .option('--since <time>', 'created at or after this ISO 8601 time')
+    .option('--until <time>', 'created before this ISO 8601 time')
+    .option('--limit <n>', 'at most this many (default 1000, at most 10000)', positiveInt)
+    .action(async (options: { subscription?: string; state?: string; since?: string; until?: string; limit?: number }) => {
+      await withWebhooks(program, async (webhooks) => {
+        const { subscription, ...rest } = options;
+        const result = await webhooks.redeliverMatching({ ...rest, ...(subscription !== undefined ? { subscriptionId: subscription } : {}) });
+        print(`queued ${result.redelivered} deliveries${result.deliveries.length ? `: #${result.deliveries.join(' #')}` : ''}`);
+      });
     });
 
   webhook

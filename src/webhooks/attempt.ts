@@ -123,6 +123,7 @@ export function decideOutcome(
 
 export interface AttemptSettings extends BackoffConfig {
   requestTimeoutMs: number;
+  maxAgeMs: number;
   cloudEventsTypePrefix: string;
 }
 
@@ -144,9 +145,10 @@ export async function runAttempt(
   // Held off for as long as this attempt can take (its timeout), and as long again plus a second
   // for recording its outcome on a loaded machine; past that the process is taken to have died.
   const holdUntil = startedAt + 2 * settings.requestTimeoutMs + 1_000;
-  if (!(await store.beginAttempt(delivery.id, delivery.attempts + 1, startedAt, holdUntil))) return null;
+  if (!(await store.beginAttempt(delivery.id, delivery.attempts + 1, startedAt, holdUntil, settings.maxAgeMs))) return null;
   const { result, attempt } = await sendAttempt(sender, subscription, delivery, settings.cloudEventsTypePrefix, startedAt);
-  const outcome = decideOutcome(options.final ? { ...delivery, expiresAt: 0 } : delivery, attempt, result, settings, now(), options.random);
+  const expiresAt = options.final ? 0 : delivery.firstAttemptAt === null ? startedAt + settings.maxAgeMs : delivery.expiresAt;
+  const outcome = decideOutcome({ ...delivery, expiresAt }, attempt, result, settings, now(), options.random);
   await store.recordAttempt(delivery.id, outcome);
   return outcome;
 }

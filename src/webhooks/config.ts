@@ -74,7 +74,7 @@ export const webhooksConfigSchema = z
     initialBackoffMs: z.number().int().min(1).max(3_600_000).default(1_000),
     /** Longest delay between two attempts. */
     maxBackoffMs: z.number().int().min(1).max(86_400_000).default(300_000),
-    /** Give up on a delivery this long after it was first queued (or redelivered) and mark it failed. */
+    /** Give up on a delivery this long after its first attempt (since queued or redelivered) and mark it failed. */
     maxAgeMs: z.number().int().min(1).max(30 * 86_400_000).default(86_400_000),
     /** Bytes of a response body read (and kept in the delivery log); the rest is discarded. */
     maxResponseBytes: z.number().int().min(0).max(65_536).default(2_048),

@@ -253,6 +253,23 @@ export class WebhookService {
   }
 
   /**
+   * Queues again, oldest first, the failed (or delivered) deliveries of one subscription or all,
+   * created in [since, until): after an outage, one call sends the whole backlog again, in order.
+   */
+  async redeliverMatching(input: unknown): Promise<{ redelivered: number; deliveries: number[] }> {
+    const query = parse(bulkRedeliverySchema, input);
+    if (query.subscriptionId !== undefined) await this.existing(query.subscriptionId);
+    const now = this.now();
+    const ids = await this.store.requeueMatching(
+      { ...query, since: query.since === undefined ? undefined : Date.parse(query.since), until: query.until === undefined ? undefined : Date.parse(query.until) },
+      now,
+      now + this.options.config.maxAgeMs,
+    );
+    if (ids.length > 0) this.dispatcher.notify();
+    return { redelivered: ids.length, deliveries: ids };
+  }
+
+  /**
    * Queues any outbox event for a subscription, by event id, whether or not it matched the
    * subscription's filters or predates it: its delivery is requeued if it has one, created otherwise.
    */
@@ -440,6 +457,19 @@ function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
   const first = issues[0];
   throw new WebhookError('invalid', first ? `${first.path || 'body'}: ${first.message}` : 'invalid subscription', { issues });
 }
+
+/** What a bulk redelivery selects: by subscription, state (failed by default) and creation time. */
+const bulkRedeliverySchema = z
+  .object({
+    subscriptionId: z.string().min(1).max(128).optional(),
+    state: z.enum(['failed', 'delivered']).default('failed'),
+    since: z.iso.datetime({ offset: true }).optional(),
+    until: z.iso.datetime({ offset: true }).optional(),
+    /** At most this many per call (oldest first); call again for more. */
+    limit: z.number().int().min(1).max(10_000).default(1_000),
+  })
+  .strict()
+  .refine((q) => q.since === undefined || q.until === undefined || Date.parse(q.since) < Date.parse(q.until), { message: 'since must be before until', path: ['until'] });
 
 function notFound(id: string): WebhookError {
   return new WebhookError('not_found', `no webhook subscription ${id}`);

@@ -95,10 +95,11 @@ export interface WebhookStore {
    * Claims a pending delivery for its attempt number `attempt` before anything is sent: counts
    * the attempt, logs it without an outcome, and holds the delivery off until `holdUntil` (so
    * neither this dispatcher nor another replica sends it twice meanwhile; were the process to
-   * die, it is retried then, as the next attempt). False when the delivery is no longer pending
+   * die, it is retried then, as the next attempt). The first attempt since the delivery was
+   * queued or redelivered starts its age: it expires `maxAgeMs` later. False when the delivery is no longer pending
    * at `attempt - 1` attempts (another dispatcher took it, or it was changed).
    */
-  beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number): Promise<boolean>;
+  beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean>;
   /** Writes the outcome of the attempt begun with {@link beginAttempt} and moves the delivery to its new state, atomically. */
   recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void>;
 
@@ -106,8 +107,13 @@ export interface WebhookStore {
   getDelivery(id: number): Promise<DeliveryWithAttempts | null>;
   /** The delivery of one event to one subscription, if there is one. */
   findDelivery(subscriptionId: string, eventId: string): Promise<Delivery | null>;
-  /** Puts a delivery back in the queue, due now, whatever its state. */
+  /** Puts a delivery back in the queue, due now, whatever its state; its age starts again at its next attempt. */
   requeue(id: number, now: number, expiresAt: number): Promise<Delivery | null>;
+  /**
+   * Requeues, oldest first, up to `limit` deliveries in `state` of a subscription (or all),
+   * created in [since, until); returns their ids. What {@link requeue} does to one.
+   */
+  requeueMatching(query: BulkRedeliveryQuery, now: number, expiresAt: number): Promise<number[]>;
   /** The outbox sequence number of an event id, or null when the outbox has no such event. */
   findEventSeq(eventId: string): Promise<number | null>;
   /** Removes delivered and failed deliveries last touched before `before`; returns how many. */
@@ -127,6 +133,16 @@ export interface WebhookStore {
   listEvents(query: EventQuery): Promise<RegistryEvent[]>;
   /** Every delivery of these events (any subscription). */
   deliveriesOfEvents(eventIds: readonly string[]): Promise<Delivery[]>;
+}
+
+export interface BulkRedeliveryQuery {
+  subscriptionId?: string;
+  state: Exclude<DeliveryState, 'pending'>;
+  /** Created at or after (ms since the epoch). */
+  since?: number;
+  /** Created before. */
+  until?: number;
+  limit: number;
 }
 
 export interface EventQuery {

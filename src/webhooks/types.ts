@@ -112,7 +112,10 @@ export interface Delivery {
   state: DeliveryState;
   attempts: number;
   nextAttemptAt: number;
+  /** When the delivery is given up; counted from its first attempt (provisional until then). */
   expiresAt: number;
+  /** The first attempt since it was queued or redelivered: the start of its `maxAgeMs`; null before it. */
+  firstAttemptAt: number | null;
   createdAt: number;
   updatedAt: number;
   lastStatus: number | null;

@@ -17,7 +17,8 @@ export function deliveryView(delivery: ShownDelivery): Record<string, unknown> {
     state: delivery.state,
     attempts: delivery.attempts,
     nextAttemptAt: delivery.state === 'pending' ? new Date(delivery.nextAttemptAt).toISOString() : null,
-    expiresAt: new Date(delivery.expiresAt).toISOString(),
+    // Before its first attempt a delivery does not age (its window starts then).
+    expiresAt: delivery.firstAttemptAt === null ? null : new Date(delivery.expiresAt).toISOString(),
     createdAt: new Date(delivery.createdAt).toISOString(),
     updatedAt: new Date(delivery.updatedAt).toISOString(),
     lastStatus: delivery.lastStatus,

@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import request from 'supertest';
 import { pushImage } from '../helpers/app.js';
+import { runCli } from '../helpers/cli.js';
 import { migrate, MIGRATIONS } from '../../src/metadata/sqlite/migrations.js';
 import { cleanupAfterEach, registryAndListener, waitFor } from './support.js';
 
@@ -78,5 +79,72 @@ describe('paused and disabled subscriptions', () => {
     db.prepare("DELETE FROM webhook_subscriptions WHERE id = 'old'").run();
     assert.equal(db.prepare('SELECT COUNT(*) FROM webhook_deliveries').pluck().get(), 0, 'and still cascade from the rebuilt table');
     db.close();
+  });
+});
+
+describe('maximum age and bulk redelivery', () => {
+  test('age counts from the first attempt: after an outage longer than maxAgeMs only the head of the lane fails', async () => {
+    const maxAgeMs = 2_000;
+    const { registry, listener } = await registryAndListener(cleanups, { webhooks: { maxAgeMs, initialBackoffMs: 30, maxBackoffMs: 100 } });
+    let down = true;
+    listener.respond = () => (down ? { status: 503 } : { status: 200 });
+    const sub = await registry.webhooks.createSubscription({ url: listener.url, secret: SECRET, events: ['tag.created'] });
+    // A CI burst: four tags of one repository, queued within moments, behind one lane head.
+    for (const tag of ['v0', 'v1', 'v2', 'v3']) await pushImage(registry.app, 'team/app', tag);
+    const byTag = async () => new Map((await registry.webhooks.listDeliveries(sub.id)).map((d) => [d.payload.tag, d]));
+    await waitFor(async () => (await byTag()).get('v0')?.state === 'failed', 'the head failing for good', 10_000);
+    // The outage goes on for a while (well inside one maxAgeMs) after the head gave up: the
+    // deliveries that waited behind it were queued longer than maxAgeMs ago, but have not aged.
+    await new Promise((resolve) => setTimeout(resolve, maxAgeMs * 0.3));
+    down = false;
+    await waitFor(async () => [...(await byTag()).values()].every((d) => d.state !== 'pending'), 'the backlog settled', 10_000);
+    const final = await byTag();
+    assert.deepEqual(['v0', 'v1', 'v2', 'v3'].map((tag) => final.get(tag)!.state), ['failed', 'delivered', 'delivered', 'delivered']);
+    const v1 = await registry.webhooks.getDelivery(sub.id, final.get('v1')!.id);
+    assert.ok(v1.firstAttemptAt !== null && v1.expiresAt === v1.firstAttemptAt + maxAgeMs, 'expiry = first attempt + maxAgeMs');
+  });
+
+  test('bulk redelivery by subscription, state and time range: API and CLI', async () => {
+    const { registry, listener } = await registryAndListener(cleanups);
+    let status = 400;
+    listener.respond = () => ({ status });
+    const a = await registry.webhooks.createSubscription({ id: 'sub-a', url: `${listener.url}/a`, secret: SECRET, events: ['tag.created'] });
+    const b = await registry.webhooks.createSubscription({ id: 'sub-b', url: `${listener.url}/b`, secret: SECRET, events: ['tag.created'] });
+    const failedCount = async (id: string) => (await registry.webhooks.listDeliveries(id, { state: 'failed' })).length;
+    await pushImage(registry.app, 'team/app', 'early-1');
+    await pushImage(registry.app, 'team/app', 'early-2');
+    await waitFor(async () => (await failedCount(a.id)) === 2 && (await failedCount(b.id)) === 2, 'the early ones failed');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const boundary = new Date().toISOString();
+    await pushImage(registry.app, 'team/app', 'late');
+    await waitFor(async () => (await failedCount(a.id)) === 3 && (await failedCount(b.id)) === 3, 'every delivery failed');
+    status = 200;
+    const received = (path: string) => listener.received.filter((r) => r.url === path && r.headers['x-registry-attempt'] === '2').map((r) => r.json.tag);
+
+    const onlyA = await request(registry.app).post(`/api/v1/webhooks/${a.id}/deliveries/redeliver`).send({});
+    assert.equal(onlyA.status, 202);
+    assert.equal(onlyA.body.redelivered, 3);
+    await waitFor(() => received('/a').length === 3, "a's three redeliveries");
+    assert.deepEqual(received('/a'), ['early-1', 'early-2', 'late'], 'oldest first, in order');
+    assert.equal(received('/b').length, 0, 'the other subscription is untouched');
+
+    const lateB = await request(registry.app).post('/api/v1/webhooks/deliveries/redeliver').send({ subscriptionId: b.id, since: boundary });
+    assert.deepEqual([lateB.status, lateB.body.redelivered], [202, 1]);
+    await waitFor(() => received('/b').length === 1, "b's late one");
+    assert.deepEqual(received('/b'), ['late']);
+
+    const cli = await runCli(registry.root, ['webhook', 'redeliver-all', '--subscription', b.id, '--until', boundary]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /^queued 2 deliveries: #\d+ #\d+\n$/);
+    await waitFor(() => received('/b').length === 3, "b's early ones, once the registry's next poll sees them");
+    assert.deepEqual(received('/b').sort(), ['early-1', 'early-2', 'late']);
+
+    const none = await request(registry.app).post('/api/v1/webhooks/deliveries/redeliver').send({});
+    assert.deepEqual(none.body, { redelivered: 0, deliveries: [] }, 'nothing failed is left');
+    for (const bad of [{ state: 'pending' }, { since: 'yesterday' }, { since: boundary, until: boundary }, { limit: 0 }, { colour: 'red' }]) {
+      const res = await request(registry.app).post('/api/v1/webhooks/deliveries/redeliver').send(bad);
+      assert.equal(res.status, 400, JSON.stringify(bad));
+    }
+    assert.equal((await request(registry.app).post('/api/v1/webhooks/wh_nope/deliveries/redeliver').send({})).status, 404);
   });
 });

@@ -45,6 +45,14 @@ export function registerWebhookAdminRoutes(target: IRouter, webhooks: WebhookSer
     res.status(201).location(`${WEBHOOKS_API_PATH}/${created.id}`).json(created);
   });
 
+  router.post('/deliveries/redeliver', async (req, res) => {
+    res.status(202).json(await webhooks.redeliverMatching(req.body));
+  });
+
+  router.post('/:id/deliveries/redeliver', async (req, res) => {
+    res.status(202).json(await webhooks.redeliverMatching({ ...(req.body as object), subscriptionId: param(req, 'id') }));
+  });
+
   router.get('/deliveries/failed', async (req, res) => {
     const deliveries = await webhooks.failedDeliveries({ limit: intQuery(req, 'limit'), before: intQuery(req, 'before') });
     res.json({ deliveries: deliveries.map((d) => deliveryView(d)) });

@@ -327,6 +327,15 @@ export const MIGRATIONS: readonly Migration[] = [
   ALTER TABLE webhook_subscriptions_rebuilt RENAME TO webhook_subscriptions;
   `,
   },
+  {
+    name: 'webhook-delivery-age',
+    sql: `
+  -- A delivery's maximum age counts from its first attempt (since queued or redelivered), not
+  -- from when it was queued: one waiting behind a failing delivery of its lane does not age.
+  ALTER TABLE webhook_deliveries ADD COLUMN first_attempt_at INTEGER;
+  UPDATE webhook_deliveries SET first_attempt_at = created_at WHERE attempts > 0;
+  `,
+  },
 ];
 
 export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): void {

@@ -18,6 +18,7 @@ import type { RegistryEvent } from '../../registry/events.js';
 import type { NewDeployReport } from '../../webhooks/deploys.js';
 import type {
   AttemptOutcome,
+  BulkRedeliveryQuery,
   DeliveryQuery,
   DeliveryStats,
   DueDelivery,
@@ -57,6 +58,7 @@ interface DeliveryRow {
   attempts: number;
   next_attempt_at: number;
   expires_at: number;
+  first_attempt_at: number | null;
   created_at: number;
   updated_at: number;
   last_status: number | null;
@@ -75,7 +77,7 @@ interface AttemptRow {
 
 const SUBSCRIPTION_COLUMNS = 'id, url, secret, events, repositories, tags, headers, format, state, source, start_seq, created_at, updated_at';
 const DELIVERY_COLUMNS =
-  'id, subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, created_at, updated_at, last_status, last_error, context';
+  'id, subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, first_attempt_at, created_at, updated_at, last_status, last_error, context';
 
 export class SqliteWebhookStore implements WebhookStore {
   private readonly statements;
@@ -159,9 +161,10 @@ export class SqliteWebhookStore implements WebhookStore {
     }));
   }
 
-  async beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number): Promise<boolean> {
+  async beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
     return this.db.transaction(() => {
-      if (this.statements.claimAttempt.run(attempt, holdUntil, at, deliveryId, attempt - 1).changes === 0) return false;
+      const claimed = this.statements.claimAttempt.run({ attempt, holdUntil, at, expires: at + maxAgeMs, id: deliveryId, before: attempt - 1 });
+      if (claimed.changes === 0) return false;
       this.statements.insertAttempt.run(deliveryId, attempt, at, null, 0, NO_OUTCOME_ERROR, null);
       return true;
     })();
@@ -225,6 +228,19 @@ export class SqliteWebhookStore implements WebhookStore {
       if (this.statements.requeue.run(now, expiresAt, now, id).changes === 0) return null;
       return toDelivery(this.statements.getDelivery.get(id) as DeliveryRow);
     })();
+  }
+
+  async requeueMatching(query: BulkRedeliveryQuery, now: number, expiresAt: number): Promise<number[]> {
+    const ids = this.statements.requeueMatching.all({
+      now,
+      expires: expiresAt,
+      state: query.state,
+      subscription: query.subscriptionId ?? null,
+      since: query.since ?? null,
+      until: query.until ?? null,
+      limit: query.limit,
+    }) as number[];
+    return ids.sort((a, b) => a - b);
   }
 
   async findEventSeq(eventId: string): Promise<number | null> {
@@ -332,6 +348,7 @@ function toDelivery(row: DeliveryRow): Delivery {
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
     expiresAt: row.expires_at,
+    firstAttemptAt: row.first_attempt_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     lastStatus: row.last_status,
@@ -391,8 +408,10 @@ function prepare(db: Database.Database) {
          latency_ms = excluded.latency_ms, error = excluded.error, response_body = excluded.response_body`,
     ),
     claimAttempt: db.prepare(
-      `UPDATE webhook_deliveries SET attempts = ?, next_attempt_at = ?, updated_at = ?
-       WHERE id = ? AND state = 'pending' AND attempts = ?`,
+      `UPDATE webhook_deliveries SET attempts = :attempt, next_attempt_at = :holdUntil, updated_at = :at,
+         expires_at = CASE WHEN first_attempt_at IS NULL THEN :expires ELSE expires_at END,
+         first_attempt_at = COALESCE(first_attempt_at, :at)
+       WHERE id = :id AND state = 'pending' AND attempts = :before`,
     ),
     updateDeliveryState: db.prepare(
       `UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_status = ?, last_error = ?
@@ -413,8 +432,17 @@ function prepare(db: Database.Database) {
       'SELECT attempt, at, status, latency_ms, error, response_body FROM webhook_attempts WHERE delivery_id = ? ORDER BY attempt',
     ),
     requeue: db.prepare(
-      `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
+      `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?, expires_at = ?, first_attempt_at = NULL, updated_at = ? WHERE id = ?`,
     ),
+    requeueMatching: db.prepare(
+      `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = :now, expires_at = :expires, first_attempt_at = NULL, updated_at = :now
+       WHERE id IN (
+         SELECT id FROM webhook_deliveries
+         WHERE state = :state AND (:subscription IS NULL OR subscription_id = :subscription)
+           AND (:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)
+         ORDER BY id LIMIT :limit)
+       RETURNING id`,
+    ).pluck(),
     prune: db.prepare(`DELETE FROM webhook_deliveries WHERE state != 'pending' AND updated_at < ?`),
   };
 }
