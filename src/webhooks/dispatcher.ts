@@ -14,7 +14,7 @@ import type { MetadataStore } from '../registry/ports.js';
 import { runAttempt } from './attempt.js';
 import type { WebhooksConfig } from './config.js';
 import { indexPlatforms, isIndexMediaType, payloadFromEvent } from './formats.js';
-import type { EventOrigins } from './origin.js';
+import { deliveryContextOf, type EventOrigins } from './origin.js';
 import type { WebhookSender } from './outbound.js';
 import type { NewDelivery, WebhookStore } from './store.js';
 import { compileSubscription, type CompiledSubscription } from './subscriptions.js';
@@ -181,8 +181,7 @@ export class Dispatcher {
       if (manifest) platforms = indexPlatforms(manifest.content);
     }
     const origin = this.deps.origins.of(event.request);
-    const request = event.request && { id: event.request.id, addr: event.request.addr, userAgent: event.request.userAgent, method: event.request.method };
-    return { payload: payloadFromEvent(event, origin.host, platforms), context: { scheme: origin.scheme, request } };
+    return { payload: payloadFromEvent(event, origin.host, platforms), context: deliveryContextOf(origin, event.request) };
   }
 
   private async dispatchDue(): Promise<void> {

@@ -11,6 +11,7 @@
  */
 import type { RequestContext } from '../registry/ports.js';
 import { normaliseRegistryHost } from '../registry/references.js';
+import type { DeliveryContext } from './types.js';
 
 export interface RegistryOrigin {
   /** host[:port], as clients name the registry in image references. */
@@ -65,6 +66,11 @@ export class EventOrigins {
     const unspecified = name === '' || name === '0.0.0.0' || name === '[::]' || name === '::';
     return { host: `${unspecified ? 'localhost' : name}${port === null ? '' : `:${port}`}`, scheme };
   }
+}
+
+/** What a delivery keeps of its origin and request for the formats that report them. */
+export function deliveryContextOf(origin: RegistryOrigin, request: RequestContext | null | undefined): DeliveryContext {
+  return { scheme: origin.scheme, request: request ? { id: request.id, addr: request.addr, userAgent: request.userAgent, method: request.method } : null };
 }
 
 function originOfUrl(url: string): RegistryOrigin {

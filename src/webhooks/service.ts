@@ -4,34 +4,27 @@
  * dispatcher's lifecycle. Built once per registry by {@link createWebhooks}.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { generateSecret } from '../auth/secrets.js';
 import type { Config } from '../config/schema.js';
 import type { MetadataBackend } from '../metadata/backend.js';
-import type { Actor, MetadataStore, RequestContext } from '../registry/ports.js';
+import type { MetadataStore, RequestContext } from '../registry/ports.js';
 import { runAttempt } from './attempt.js';
 import type { StaticSubscriptionConfig, WebhooksConfig } from './config.js';
 import { Dispatcher, redactedUrl } from './dispatcher.js';
 import { DeployReports, type WithDeploys } from './deploy-reports.js';
+import { PullEvents, type PullRecord } from './pull-events.js';
+import { syncStaticSubscriptions } from './static-subscriptions.js';
 import { readTimeline, type TimelinePage, type TimelineQuery, type TimelineViewer } from './timeline.js';
 import { WebhookError } from './errors.js';
 import { PatternError } from './filters.js';
-import { imageReference } from './formats.js';
 import { EventOrigins } from './origin.js';
 import { DestinationPolicy, DestinationRefusedError, WebhookSender } from './outbound.js';
 import type { DeliveryStats, WebhookStore } from './store.js';
-import {
-  compileSubscription,
-  subscriptionInputSchema,
-  subscriptionPatchSchema,
-  validateSubscriptionPatterns,
-  type CompiledSubscription,
-} from './subscriptions.js';
+import { subscriptionInputSchema, subscriptionPatchSchema, validateSubscriptionPatterns } from './subscriptions.js';
 import {
   PING_EVENT_TYPE,
-  PULL_EVENT_TYPE,
   type Delivery,
   type DeliveryAttempt,
   type DeliveryState,
@@ -41,6 +34,7 @@ import {
 } from './types.js';
 
 export { WebhookError, type WebhookErrorKind } from './errors.js';
+export type { PullRecord } from './pull-events.js';
 
 /** A subscription as the API shows it: everything but the secret; `active` is `state === 'active'` (the older field). */
 export type PublicSubscription = Omit<Subscription, 'secret' | 'startSeq' | 'createdAt' | 'updatedAt'> & {
@@ -48,16 +42,6 @@ export type PublicSubscription = Omit<Subscription, 'secret' | 'startSeq' | 'cre
   createdAt: string;
   updatedAt: string;
 };
-
-export interface PullRecord {
-  repository: string;
-  /** The tag or digest the client asked for. */
-  reference: string;
-  digest: string;
-  mediaType: string | null;
-  size: number | null;
-  actor: Actor;
-}
 
 export interface PingResult {
   delivery: Delivery;
@@ -76,8 +60,6 @@ export interface WebhooksOptions {
   now?: () => number;
 }
 
-const PULL_CACHE_MS = 2_000;
-
 export class WebhookService {
   readonly store: WebhookStore;
   readonly sender: WebhookSender;
@@ -87,9 +69,7 @@ export class WebhookService {
   /** Deploy reports posted back by receivers, and their attachment to deliveries. */
   readonly deploys: DeployReports;
   private readonly now: () => number;
-  private pullSubscriptions: CompiledSubscription[] = [];
-  private pullCacheAt = -Infinity;
-  private pullRefresh: Promise<void> | null = null;
+  private readonly pulls: PullEvents;
 
   constructor(private readonly options: WebhooksOptions) {
     this.store = options.store;
@@ -102,6 +82,14 @@ export class WebhookService {
     this.now = options.now ?? Date.now;
     this.origins = options.origins;
     this.deploys = new DeployReports(this.store, this.now);
+    this.pulls = new PullEvents({
+      store: this.store,
+      origins: this.origins,
+      logger: options.logger,
+      now: this.now,
+      maxAgeMs: options.config.maxAgeMs,
+      queued: () => this.dispatcher.notify(),
+    });
     this.dispatcher = new Dispatcher({
       store: this.store,
       metadata: options.metadata,
@@ -121,7 +109,7 @@ export class WebhookService {
   /** Brings config-declared subscriptions in step with the config, then starts delivering (when enabled). */
   async start(): Promise<void> {
     await this.syncStaticSubscriptions(this.options.config.subscriptions);
-    await this.refreshPullSubscriptions();
+    await this.pulls.refresh();
     if (this.options.config.enabled) this.dispatcher.start();
   }
 
@@ -157,7 +145,7 @@ export class WebhookService {
     if (await this.store.getSubscription(id)) throw new WebhookError('conflict', `a subscription with id ${id} exists`);
     const secret = fields.secret ?? generateSecret();
     const created = await this.store.createSubscription({ ...fields, id, secret, source: 'api' }, this.now());
-    this.invalidatePullCache();
+    this.pulls.invalidate();
     return { ...toPublic(created), secret };
   }
 
@@ -168,7 +156,7 @@ export class WebhookService {
     this.checkFields(patch);
     const updated = await this.store.updateSubscription(id, patch, this.now());
     if (!updated) throw notFound(id);
-    this.invalidatePullCache();
+    this.pulls.invalidate();
     this.dispatcher.notify();
     return toPublic(updated);
   }
@@ -177,7 +165,7 @@ export class WebhookService {
     const current = await this.existing(id);
     if (current.source === 'config') throw readOnly(id);
     await this.store.deleteSubscription(id);
-    this.invalidatePullCache();
+    this.pulls.invalidate();
   }
 
   /** Sends a `ping` right away (one attempt, no retry) and logs it as a delivery; it names the host `request` addressed. */
@@ -296,86 +284,26 @@ export class WebhookService {
     return readTimeline(this.store, this.deploys, query, viewer);
   }
 
-  /** Whether any active subscription asks for pulls (cached for a moment; cheap on the hot path). */
+  /** Whether any subscription asks for pulls (cheap: on the hot path of every manifest GET). */
   wantsPulls(): boolean {
-    if (this.now() - this.pullCacheAt > PULL_CACHE_MS) void this.refreshPullSubscriptions();
-    return this.pullSubscriptions.length > 0;
+    return this.pulls.wanted();
   }
 
-  /** Queues `manifest.pulled` for the subscriptions that asked for it. Best effort: not in the outbox. */
-  async recordPull(pull: PullRecord): Promise<void> {
-    const tag = pull.reference.includes(':') ? null : pull.reference;
-    const event = { type: PULL_EVENT_TYPE, repository: pull.repository, tag } as const;
-    const matching = this.pullSubscriptions.filter((s) => s.matches(event));
-    if (matching.length === 0) return;
-    const now = this.now();
-    const origin = this.origins.of(pull.actor.request);
-    const request = pull.actor.request;
-    const context = { scheme: origin.scheme, request: request ? { id: request.id, addr: request.addr, userAgent: request.userAgent, method: request.method } : null };
-    const payload: EventPayload = {
-      id: randomUUID(),
-      type: PULL_EVENT_TYPE,
-      timestamp: new Date(now).toISOString(),
-      registry: origin.host,
-      repository: pull.repository,
-      tag,
-      digest: pull.digest,
-      mediaType: pull.mediaType,
-      size: pull.size,
-      platforms: null,
-      reference: imageReference(origin.host, pull.repository, tag, pull.digest),
-      actor: { name: pull.actor.name, kind: pull.actor.kind },
-      previousDigest: null,
-    };
-    for (const { subscription } of matching) {
-      await this.store.insertDelivery(
-        { subscriptionId: subscription.id, eventId: payload.id, eventType: PULL_EVENT_TYPE, repository: pull.repository, payload, context },
-        now,
-        now + this.options.config.maxAgeMs,
-      );
-    }
-    this.dispatcher.notify();
+  /** Queues `manifest.pulled` for the subscriptions that asked for it (best effort: not in the outbox). */
+  recordPull(pull: PullRecord): Promise<void> {
+    return this.pulls.record(pull);
   }
 
   /**
-   * Makes the config-declared subscriptions exist as declared: creates new ones, updates
-   * changed ones, deletes ones no longer declared. An id already used by an API-created
-   * subscription is an error.
+   * Makes the config-declared subscriptions exist as declared (static-subscriptions.ts); each
+   * is checked as an API-created one would be.
    */
   async syncStaticSubscriptions(declared: StaticSubscriptionConfig[]): Promise<void> {
-    const existing = new Map((await this.store.listSubscriptions()).map((s) => [s.id, s]));
-    const now = this.now();
-    for (const entry of declared) {
-      const fields = {
-        url: entry.url,
-        secret: entry.secret ?? readSecretFile(entry.secretFile!, entry.id),
-        events: entry.events,
-        repositories: entry.repositories,
-        tags: entry.tags,
-        headers: entry.headers,
-        format: entry.format,
-        state: entry.state ?? (entry.active ? 'active' : 'paused'),
-      } as const;
-      try {
-        this.checkFields(fields);
-        parse(subscriptionPatchSchema, { ...fields });
-      } catch (error) {
-        throw new Error(`webhooks.subscriptions ${entry.id}: ${(error as Error).message}`);
-      }
-      const current = existing.get(entry.id);
-      if (!current) {
-        await this.store.createSubscription({ ...fields, id: entry.id, source: 'config' }, now);
-      } else if (current.source !== 'config') {
-        throw new Error(`webhooks.subscriptions ${entry.id}: the id is taken by a subscription created through the API`);
-      } else if (!sameFields(current, fields)) {
-        await this.store.updateSubscription(entry.id, fields, now);
-      }
-    }
-    const declaredIds = new Set(declared.map((entry) => entry.id));
-    for (const subscription of existing.values()) {
-      if (subscription.source === 'config' && !declaredIds.has(subscription.id)) await this.store.deleteSubscription(subscription.id);
-    }
-    this.invalidatePullCache();
+    await syncStaticSubscriptions(this.store, declared, this.now(), (fields) => {
+      this.checkFields(fields);
+      parse(subscriptionPatchSchema, { ...fields });
+    });
+    this.pulls.invalidate();
   }
 
   private async existing(id: string): Promise<Subscription> {
@@ -400,28 +328,6 @@ export class WebhookService {
         throw error;
       }
     }
-  }
-
-  private invalidatePullCache(): void {
-    this.pullCacheAt = -Infinity;
-    void this.refreshPullSubscriptions();
-  }
-
-  private refreshPullSubscriptions(): Promise<void> {
-    this.pullRefresh ??= (async () => {
-      try {
-        const subscriptions = await this.store.listSubscriptions();
-        this.pullSubscriptions = subscriptions
-          .filter((s) => s.state === 'active' && s.events.includes(PULL_EVENT_TYPE))
-          .map(compileSubscription);
-        this.pullCacheAt = this.now();
-      } catch (error) {
-        this.options.logger.warn({ err: error }, 'could not read webhook subscriptions');
-      } finally {
-        this.pullRefresh = null;
-      }
-    })();
-    return this.pullRefresh;
   }
 }
 
@@ -479,28 +385,8 @@ function readOnly(id: string): WebhookError {
   return new WebhookError('read_only', `subscription ${id} is declared in the config file; change it there`);
 }
 
-function readSecretFile(file: string, id: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-  } catch (error) {
-    throw new Error(`webhooks.subscriptions ${id}: cannot read secretFile: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-}
-
 function clampLimit(limit: number | undefined): number {
   if (limit === undefined || !Number.isFinite(limit)) return 50;
   return Math.max(1, Math.min(500, Math.floor(limit)));
 }
 
-function sameFields(current: Subscription, fields: Omit<Subscription, 'id' | 'source' | 'startSeq' | 'createdAt' | 'updatedAt'>): boolean {
-  return (
-    current.url === fields.url &&
-    current.secret === fields.secret &&
-    current.format === fields.format &&
-    current.state === fields.state &&
-    JSON.stringify(current.events) === JSON.stringify(fields.events) &&
-    JSON.stringify(current.repositories) === JSON.stringify(fields.repositories) &&
-    JSON.stringify(current.tags) === JSON.stringify(fields.tags) &&
-    JSON.stringify(current.headers) === JSON.stringify(fields.headers)
-  );
-}
