@@ -56,12 +56,12 @@ export async function sendAttempt(
   sender: WebhookSender,
   subscription: Subscription,
   delivery: Delivery,
-  cloudEventsTypePrefix: string,
+  formatting: FormatSettings,
   now: number,
 ): Promise<AttemptResult> {
   const attemptNumber = delivery.attempts + 1;
   const sentAt = new Date(now);
-  const formatOptions: FormatOptions = { scheme: delivery.context.scheme, request: delivery.context.request, cloudEventsTypePrefix };
+  const formatOptions: FormatOptions = { ...formatting, scheme: delivery.context.scheme, request: delivery.context.request };
   const { contentType, body } = formatBody(subscription.format, delivery.payload, sentAt, formatOptions);
   const signature = sign(subscription.secret, body);
   const headers: Record<string, string> = {
@@ -121,10 +121,12 @@ export function decideOutcome(
   return { attempt, state: 'pending', nextAttemptAt: Math.min(now + delay, delivery.expiresAt) };
 }
 
+/** What formats need beside the delivery: the CloudEvents type prefix, this node's source record. */
+export type FormatSettings = Pick<FormatOptions, 'cloudEventsTypePrefix' | 'source'>;
+
 export interface AttemptSettings extends BackoffConfig {
   requestTimeoutMs: number;
   maxAgeMs: number;
-  cloudEventsTypePrefix: string;
 }
 
 /**
@@ -138,6 +140,7 @@ export async function runAttempt(
   subscription: Subscription,
   delivery: Delivery,
   settings: AttemptSettings,
+  formatting: FormatSettings,
   now: () => number,
   options: { final?: boolean; random?: () => number } = {},
 ): Promise<AttemptOutcome | null> {
@@ -146,7 +149,7 @@ export async function runAttempt(
   // for recording its outcome on a loaded machine; past that the process is taken to have died.
   const holdUntil = startedAt + 2 * settings.requestTimeoutMs + 1_000;
   if (!(await store.beginAttempt(delivery.id, delivery.attempts + 1, startedAt, holdUntil, settings.maxAgeMs))) return null;
-  const { result, attempt } = await sendAttempt(sender, subscription, delivery, settings.cloudEventsTypePrefix, startedAt);
+  const { result, attempt } = await sendAttempt(sender, subscription, delivery, formatting, startedAt);
   const expiresAt = options.final ? 0 : delivery.firstAttemptAt === null ? startedAt + settings.maxAgeMs : delivery.expiresAt;
   const outcome = decideOutcome({ ...delivery, expiresAt }, attempt, result, settings, now(), options.random);
   await store.recordAttempt(delivery.id, outcome);

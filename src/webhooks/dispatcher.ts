@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { RegistryEvent } from '../registry/events.js';
 import type { MetadataStore } from '../registry/ports.js';
-import { runAttempt } from './attempt.js';
+import { runAttempt, type FormatSettings } from './attempt.js';
 import type { WebhooksConfig } from './config.js';
 import { indexPlatforms, isIndexMediaType, payloadFromEvent } from './formats.js';
 import { deliveryContextOf, type EventOrigins } from './origin.js';
@@ -33,6 +33,8 @@ export interface DispatcherDependencies {
   logger: Logger;
   /** Which registry host and scheme an event names, given the request behind it. */
   origins: EventOrigins;
+  /** The CloudEvents prefix and this node's source record, for formatting. */
+  formatting: FormatSettings;
   now?: () => number;
   random?: () => number;
 }
@@ -209,7 +211,7 @@ export class Dispatcher {
   }
 
   private async deliver(delivery: Delivery, subscription: Subscription): Promise<void> {
-    const outcome = await runAttempt(this.store, this.deps.sender, subscription, delivery, this.config, this.now, { random: this.random });
+    const outcome = await runAttempt(this.store, this.deps.sender, subscription, delivery, this.config, this.deps.formatting, this.now, { random: this.random });
     if (!outcome) return;
     const { attempt } = outcome;
     const context = {

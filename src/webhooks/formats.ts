@@ -5,8 +5,9 @@
  * - `distribution`: CNCF distribution's notification envelope (`{"events":[…]}`), as Keel's
  *   `/v1/webhooks/registry` and other `registry:2` consumers read it;
  * - `cloudevents`: one CloudEvents 1.0 event in structured JSON mode.
- * Each format also carries the attempt time inside the signed body (`sentAt`, or the
- * CloudEvents extension attribute `sentat`), and {@link parseDelivery} reads all three back.
+ * Native and CloudEvents bodies also carry the attempt time (`sentAt`, the CloudEvents
+ * extension attribute `sentat`); distribution's carries nothing outside its schema (the time
+ * is in X-Registry-Signature-Timestamp). {@link parseDelivery} reads every format back.
  */
 import type { RegistryEvent } from '../registry/events.js';
 import { MEDIA_TYPES } from '../registry/media-types.js';
@@ -32,6 +33,13 @@ export interface FormatOptions {
   cloudEventsTypePrefix: string;
   /** The request that made the change (distribution's `request` record); none for system changes. */
   request?: DeliveryContext['request'];
+  /** This registry node (distribution's `source` record): `<hostname>:<port>` and a per-process id. */
+  source?: SourceRecord;
+}
+
+export interface SourceRecord {
+  addr: string;
+  instanceID: string;
 }
 
 export interface FormattedBody {
@@ -109,7 +117,7 @@ export function formatBody(format: WebhookFormat, payload: EventPayload, sentAt:
     case 'native':
       return { contentType: 'application/json', body: JSON.stringify({ ...payload, sentAt: sent } satisfies SentPayload) };
     case 'distribution':
-      return { contentType: DISTRIBUTION_MEDIA_TYPE, body: JSON.stringify(distributionEnvelope(payload, sent, options)) };
+      return { contentType: DISTRIBUTION_MEDIA_TYPE, body: JSON.stringify(distributionEnvelope(payload, options)) };
     case 'cloudevents':
       return { contentType: CLOUDEVENTS_MEDIA_TYPE, body: JSON.stringify(cloudEvent(payload, sent, options)) };
   }
@@ -123,10 +131,16 @@ const DISTRIBUTION_ACTIONS: Partial<Record<WebhookEventType, { action: string; m
   [PULL_EVENT_TYPE]: { action: 'pull', method: 'GET' },
 };
 
-function distributionEnvelope(payload: EventPayload, sentAt: string, options: FormatOptions): Record<string, unknown> {
+/**
+ * CNCF distribution's envelope (notifications/event.go), and nothing outside its schema: the
+ * attempt time is in X-Registry-Signature-Timestamp instead. `request` is the request that
+ * made the change (its id shared by every event of that request; for the registry's own
+ * changes, the event id), `source` this node, `actor` `{}` for anonymous as distribution does.
+ */
+function distributionEnvelope(payload: EventPayload, options: FormatOptions): Record<string, unknown> {
   const mapping = DISTRIBUTION_ACTIONS[payload.type];
   // A ping is an empty envelope: valid for every consumer, and it triggers nothing.
-  if (!mapping || payload.repository === null) return { events: [], sentAt };
+  if (!mapping || payload.repository === null) return { events: [] };
   const target: Record<string, unknown> = { repository: payload.repository };
   if (payload.mediaType) target.mediaType = payload.mediaType;
   if (payload.digest) {
@@ -146,12 +160,17 @@ function distributionEnvelope(payload: EventPayload, sentAt: string, options: Fo
         action: mapping.action,
         target,
         // Consumers such as Keel build the image name from request.host + "/" + target.repository.
-        request: { id: payload.id, host: payload.registry, method: mapping.method },
-        actor: { name: payload.actor.name },
-        source: { addr: payload.registry },
+        request: {
+          id: options.request?.id || payload.id,
+          ...(options.request?.addr ? { addr: options.request.addr } : {}),
+          host: payload.registry,
+          method: options.request?.method || mapping.method,
+          useragent: options.request?.userAgent ?? '',
+        },
+        actor: payload.actor.kind === 'anonymous' ? {} : { name: payload.actor.name },
+        source: options.source ? { addr: options.source.addr, instanceID: options.source.instanceID } : {},
       },
     ],
-    sentAt,
   };
 }
 

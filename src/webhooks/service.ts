@@ -4,6 +4,7 @@
  * dispatcher's lifecycle. Built once per registry by {@link createWebhooks}.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import os from 'node:os';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { generateSecret } from '../auth/secrets.js';
@@ -19,6 +20,7 @@ import { syncStaticSubscriptions } from './static-subscriptions.js';
 import { readTimeline, type TimelinePage, type TimelineQuery, type TimelineViewer } from './timeline.js';
 import { WebhookError } from './errors.js';
 import { PatternError } from './filters.js';
+import type { SourceRecord } from './formats.js';
 import { EventOrigins } from './origin.js';
 import { DestinationPolicy, DestinationRefusedError, WebhookSender } from './outbound.js';
 import type { DeliveryStats, WebhookStore } from './store.js';
@@ -57,6 +59,8 @@ export interface WebhooksOptions {
   logger: Logger;
   /** Which registry host and scheme each event names (http.publicUrl, the request's host, allowedHosts). */
   origins: EventOrigins;
+  /** The configured listen port (this node's `source.addr` until the server says which it bound). */
+  listenPort: string;
   now?: () => number;
 }
 
@@ -70,6 +74,8 @@ export class WebhookService {
   readonly deploys: DeployReports;
   private readonly now: () => number;
   private readonly pulls: PullEvents;
+  /** This node as distribution's `source` record names it: `<hostname>:<port>` and an id per process start. */
+  private readonly formatting: { cloudEventsTypePrefix: string; source: SourceRecord };
 
   constructor(private readonly options: WebhooksOptions) {
     this.store = options.store;
@@ -81,6 +87,10 @@ export class WebhookService {
     });
     this.now = options.now ?? Date.now;
     this.origins = options.origins;
+    this.formatting = {
+      cloudEventsTypePrefix: options.config.cloudEventsTypePrefix,
+      source: { addr: sourceAddress(options.listenPort), instanceID: randomUUID() },
+    };
     this.deploys = new DeployReports(this.store, this.now);
     this.pulls = new PullEvents({
       store: this.store,
@@ -97,13 +107,15 @@ export class WebhookService {
       config: options.config,
       logger: options.logger.child({ component: 'webhooks' }),
       origins: this.origins,
+      formatting: this.formatting,
       now: this.now,
     });
   }
 
-  /** Once the server listens: the address that names the registry's own events when nothing better does. */
+  /** Once the server listens: the address that names the registry's own events when nothing better does, and this node's port. */
   listening(url: string): void {
     this.origins.listening(url);
+    this.formatting.source.addr = sourceAddress(new URL(url).port || (url.startsWith('https:') ? '443' : '80'));
   }
 
   /** Brings config-declared subscriptions in step with the config, then starts delivering (when enabled). */
@@ -205,7 +217,7 @@ export class WebhookService {
     );
     if (!delivery) throw notFound(id);
     // A ping is a test: its outcome is final whatever it was.
-    const outcome = await runAttempt(this.store, this.sender, subscription, delivery, this.options.config, this.now, { final: true });
+    const outcome = await runAttempt(this.store, this.sender, subscription, delivery, this.options.config, this.formatting, this.now, { final: true });
     if (!outcome) throw new Error(`ping delivery ${delivery.id} was claimed by another dispatcher`);
     const { attempt } = outcome;
     return { delivery: { ...delivery, state: outcome.state, attempts: attempt.attempt, lastStatus: attempt.status, lastError: attempt.error }, attempt, ok: outcome.state === 'delivered' };
@@ -342,6 +354,7 @@ export function createWebhooks(
     metadata: backend.metadata,
     config: config.webhooks,
     logger,
+    listenPort: config.http.addr.slice(config.http.addr.lastIndexOf(':') + 1),
     origins: new EventOrigins({
       publicUrl: config.http.publicUrl,
       allowedHosts: config.http.allowedHosts,
@@ -349,6 +362,11 @@ export function createWebhooks(
       tls: Boolean(config.http.tls.certificate),
     }),
   });
+}
+
+/** `<hostname>:<port>`, as distribution fills its `source.addr`. */
+function sourceAddress(port: string): string {
+  return `${os.hostname()}:${port}`;
 }
 
 function toPublic(subscription: Subscription): PublicSubscription {

@@ -217,9 +217,9 @@ describe('formats', () => {
     // Keel: image = request.host + "/" + target.repository
     assert.equal(`${event.request.host}/${event.target.repository}`, 'registry.example.com/team/app');
     assert.equal(event.request.method, 'PUT');
-    assert.equal(event.actor.name, 'anonymous');
+    assert.deepEqual(event.actor, {}, 'anonymous, as distribution writes it');
     assert.ok(!Number.isNaN(Date.parse(event.timestamp)));
-    assert.ok(!Number.isNaN(Date.parse(delivery!.json.sentAt)));
+    assert.deepEqual(Object.keys(delivery!.json), ['events'], 'nothing outside the envelope schema (test/webhooks/consumers.test.ts)');
   });
 
   test('CloudEvents 1.0 structured JSON', async () => {

@@ -113,7 +113,7 @@ describe('formats', () => {
     });
   });
 
-  test('each format reads back to the same event, with the signed sentAt', () => {
+  test('each format reads back to the same event, with the signed sentAt where the format has one', () => {
     for (const format of ['native', 'distribution', 'cloudevents'] as const) {
       const received = parseDelivery(JSON.parse(formatBody(format, payload, sentAt, options).body));
       assert.ok(received, format);
@@ -124,7 +124,8 @@ describe('formats', () => {
       assert.equal(received.digest, payload.digest, format);
       assert.equal(received.registry, 'registry.example.com', format);
       assert.equal(received.reference, payload.reference, format);
-      assert.equal(received.sentAt?.toISOString(), sentAt.toISOString(), format);
+      // Distribution's envelope has no place for it: X-Registry-Signature-Timestamp carries it.
+      assert.equal(received.sentAt?.toISOString(), format === 'distribution' ? undefined : sentAt.toISOString(), format);
     }
   });
 
