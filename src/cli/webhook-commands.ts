@@ -110,7 +110,7 @@ function subscriptionOptions(command: Command): Command {
     .option('--repository <pattern>', 'repository pattern (team/*, team/**, /regex/); repeatable', collect)
     .option('--tag <pattern>', 'tag pattern (v1.*, semver, semver:stable, /regex/); repeatable', collect)
     .option('--header <name:value>', 'extra request header; repeatable', header)
-    .option('--format <format>', 'native, distribution (registry:2 envelope) or cloudevents')
+    .option('--format <format>', 'native, distribution (registry:2 envelope), cloudevents or dockerhub (Docker Hub webhooks)')
     .option('--secret-stdin', 'read the HMAC secret (at least 16 characters) from standard input')
     .option('--json', 'print JSON');
 }

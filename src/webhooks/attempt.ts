@@ -13,6 +13,7 @@ import {
   EVENT_ID_HEADER,
   EVENT_TYPE_HEADER,
   FLUX_SIGNATURE_HEADER,
+  HUB_SIGNATURE_HEADER,
   SIGNATURE_HEADER,
   sign,
   signTimestamped,
@@ -36,6 +37,7 @@ export const RESERVED_HEADERS = new Set(
     'user-agent',
     SIGNATURE_HEADER,
     FLUX_SIGNATURE_HEADER,
+    HUB_SIGNATURE_HEADER,
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
     DELIVERY_HEADER,
@@ -61,7 +63,8 @@ export async function sendAttempt(
 ): Promise<AttemptResult> {
   const attemptNumber = delivery.attempts + 1;
   const sentAt = new Date(now);
-  const formatOptions: FormatOptions = { ...formatting, scheme: delivery.context.scheme, request: delivery.context.request };
+  const callbackUrl = deployCallbackUrl(delivery.context.scheme, delivery.payload.registry, subscription.id, delivery.id);
+  const formatOptions: FormatOptions = { ...formatting, scheme: delivery.context.scheme, request: delivery.context.request, callbackUrl };
   const { contentType, body } = formatBody(subscription.format, delivery.payload, sentAt, formatOptions);
   const signature = sign(subscription.secret, body);
   const headers: Record<string, string> = {
@@ -76,7 +79,8 @@ export async function sendAttempt(
     [TIMESTAMP_SIGNATURE_HEADER]: signTimestamped(subscription.secret, now / 1000, body),
     [SIGNATURE_HEADER]: signature,
     [FLUX_SIGNATURE_HEADER]: signature,
-    [DEPLOY_CALLBACK_HEADER]: deployCallbackUrl(delivery.context.scheme, delivery.payload.registry, subscription.id, delivery.id),
+    [HUB_SIGNATURE_HEADER]: signature,
+    [DEPLOY_CALLBACK_HEADER]: callbackUrl,
   };
   const result = await sender.post(subscription.url, headers, body);
   return {

@@ -11,6 +11,7 @@
  */
 import type { RegistryEvent } from '../registry/events.js';
 import { MEDIA_TYPES } from '../registry/media-types.js';
+import { dockerHubBody, readDockerHub } from './dockerhub.js';
 import {
   PING_EVENT_TYPE,
   PULL_EVENT_TYPE,
@@ -35,6 +36,8 @@ export interface FormatOptions {
   request?: DeliveryContext['request'];
   /** This registry node (distribution's `source` record): `<hostname>:<port>` and a per-process id. */
   source?: SourceRecord;
+  /** The delivery's deploy callback (Docker Hub's `callback_url`). */
+  callbackUrl?: string;
 }
 
 export interface SourceRecord {
@@ -107,6 +110,7 @@ export function indexPlatforms(content: Buffer): Platform[] | null {
 
 /** Whether a format can express an event type (distribution has no repository creation). */
 export function formatSupports(format: WebhookFormat, type: WebhookEventType): boolean {
+  if (format === 'dockerhub') return type === 'tag.created' || type === 'tag.updated' || type === PING_EVENT_TYPE;
   return !(format === 'distribution' && type === 'repository.created');
 }
 
@@ -120,6 +124,8 @@ export function formatBody(format: WebhookFormat, payload: EventPayload, sentAt:
       return { contentType: DISTRIBUTION_MEDIA_TYPE, body: JSON.stringify(distributionEnvelope(payload, options)) };
     case 'cloudevents':
       return { contentType: CLOUDEVENTS_MEDIA_TYPE, body: JSON.stringify(cloudEvent(payload, sent, options)) };
+    case 'dockerhub':
+      return { contentType: 'application/json', body: JSON.stringify(dockerHubBody(payload, { scheme: options.scheme, callbackUrl: options.callbackUrl ?? '' })) };
   }
 }
 
@@ -218,9 +224,20 @@ export interface ReceivedEvent {
   raw: unknown;
 }
 
-/** Reads a delivery body in any of the three formats; null when it is none of them. */
-export function parseDelivery(json: unknown): ReceivedEvent | null {
+/**
+ * Reads a delivery body in any of the four formats; null when it is none of them. Docker Hub's
+ * body has no event id: pass the X-Registry-Event-Id header as `eventId` (it is used when the
+ * body has none).
+ */
+export function parseDelivery(json: unknown, headers: { eventId?: string } = {}): ReceivedEvent | null {
   if (!isObject(json)) return null;
+  const dockerHub = readDockerHub(json);
+  if (dockerHub) {
+    const type = dockerHub.repository === null ? PING_EVENT_TYPE : 'tag.created';
+    const reference = dockerHub.registry ? imageReference(dockerHub.registry, dockerHub.repository, dockerHub.tag, dockerHub.digest) : null;
+    const { registry, repository, tag, digest } = dockerHub;
+    return { ...emptyReceived(headers.eventId ?? '', type, 'dockerhub', json), registry, repository, tag, digest, reference };
+  }
   if (json.specversion === '1.0' && typeof json.type === 'string' && typeof json.id === 'string') {
     const data = isObject(json.data) ? json.data : {};
     const type = SUBSCRIBABLE_EVENT_TYPES.find((t) => (json.type as string).endsWith(`.${t}`)) ??

@@ -10,6 +10,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 export const SIGNATURE_HEADER = 'X-Registry-Signature-256';
 /** The header Flux's notification-controller `generic-hmac` receiver checks. */
 export const FLUX_SIGNATURE_HEADER = 'X-Signature';
+/** GitHub's convention (and Flux's `github` receiver, go-github's ValidatePayload): the same signature. */
+export const HUB_SIGNATURE_HEADER = 'X-Hub-Signature-256';
 export const EVENT_ID_HEADER = 'X-Registry-Event-Id';
 export const EVENT_TYPE_HEADER = 'X-Registry-Event';
 export const DELIVERY_HEADER = 'X-Registry-Delivery';

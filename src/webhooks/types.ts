@@ -18,7 +18,7 @@ export type WebhookEventType = SubscribableEventType | typeof PING_EVENT_TYPE;
 /** A subscription with no `events` gets these: every change, but not pulls. */
 export const DEFAULT_EVENT_TYPES: readonly EventType[] = EVENT_TYPES;
 
-export const WEBHOOK_FORMATS = ['native', 'distribution', 'cloudevents'] as const;
+export const WEBHOOK_FORMATS = ['native', 'distribution', 'cloudevents', 'dockerhub'] as const;
 export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
 
 /**

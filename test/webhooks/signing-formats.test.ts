@@ -114,8 +114,9 @@ describe('formats', () => {
   });
 
   test('each format reads back to the same event, with the signed sentAt where the format has one', () => {
-    for (const format of ['native', 'distribution', 'cloudevents'] as const) {
-      const received = parseDelivery(JSON.parse(formatBody(format, payload, sentAt, options).body));
+    for (const format of ['native', 'distribution', 'cloudevents', 'dockerhub'] as const) {
+      // Docker Hub's body has no event id: receivers take X-Registry-Event-Id.
+      const received = parseDelivery(JSON.parse(formatBody(format, payload, sentAt, options).body), { eventId: payload.id });
       assert.ok(received, format);
       assert.equal(received.format, format);
       assert.equal(received.id, payload.id, format);
@@ -125,13 +126,14 @@ describe('formats', () => {
       assert.equal(received.registry, 'registry.example.com', format);
       assert.equal(received.reference, payload.reference, format);
       // Distribution's envelope has no place for it: X-Registry-Signature-Timestamp carries it.
-      assert.equal(received.sentAt?.toISOString(), format === 'distribution' ? undefined : sentAt.toISOString(), format);
+      const timeInBody = format === 'native' || format === 'cloudevents';
+      assert.equal(received.sentAt?.toISOString(), timeInBody ? sentAt.toISOString() : undefined, format);
     }
   });
 
   test('a ping reads back as a ping in every format', () => {
     const ping: EventPayload = { ...payload, type: 'ping', repository: null, tag: null, digest: null, reference: null };
-    for (const format of ['native', 'distribution', 'cloudevents'] as const) {
+    for (const format of ['native', 'distribution', 'cloudevents', 'dockerhub'] as const) {
       assert.equal(parseDelivery(JSON.parse(formatBody(format, ping, sentAt, options).body))?.type, 'ping', format);
     }
   });
