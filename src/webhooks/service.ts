@@ -23,6 +23,7 @@ import { PatternError } from './filters.js';
 import type { SourceRecord } from './formats.js';
 import { EventOrigins } from './origin.js';
 import { DestinationPolicy, DestinationRefusedError, WebhookSender } from './outbound.js';
+import { keepRedacted, redactHeaders, redactUrl } from './redaction.js';
 import type { DeliveryStats, WebhookStore } from './store.js';
 import { subscriptionInputSchema, subscriptionPatchSchema, validateSubscriptionPatterns } from './subscriptions.js';
 import {
@@ -162,8 +163,9 @@ export class WebhookService {
   }
 
   async updateSubscription(id: string, input: unknown): Promise<PublicSubscription> {
-    const patch = parse(subscriptionPatchSchema, input);
     const current = await this.existing(id);
+    // What the API showed redacted, sent back unchanged, keeps the stored value.
+    const patch = keepRedacted(parse(subscriptionPatchSchema, input), current);
     if (current.source === 'config') throw readOnly(id);
     this.checkFields(patch);
     const updated = await this.store.updateSubscription(id, patch, this.now());
@@ -369,9 +371,17 @@ function sourceAddress(port: string): string {
   return `${os.hostname()}:${port}`;
 }
 
+/** Header values and URL credentials or query values are write-only: shown as `***` (redaction.ts). */
 function toPublic(subscription: Subscription): PublicSubscription {
   const { secret: _secret, startSeq: _startSeq, createdAt, updatedAt, ...rest } = subscription;
-  return { ...rest, active: rest.state === 'active', createdAt: new Date(createdAt).toISOString(), updatedAt: new Date(updatedAt).toISOString() };
+  return {
+    ...rest,
+    url: redactUrl(rest.url),
+    headers: redactHeaders(rest.headers),
+    active: rest.state === 'active',
+    createdAt: new Date(createdAt).toISOString(),
+    updatedAt: new Date(updatedAt).toISOString(),
+  };
 }
 
 function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach } from 'node:test';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { assemble, type AssembledRegistry } from '../../src/server.js';
@@ -34,8 +34,8 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-/** Starts an HTTP server on 127.0.0.1 (a given port, or a random one). */
-export async function startListener(port = 0): Promise<Listener> {
+/** Starts an HTTP server on a loopback address (127.0.0.1 unless told: 127.0.0.3, ::1), on a given port or a random one. */
+export async function startListener(port = 0, host = '127.0.0.1'): Promise<Listener> {
   const listener: Listener = {
     url: '',
     port: 0,
@@ -71,11 +71,11 @@ export async function startListener(port = 0): Promise<Listener> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const address = server.address() as AddressInfo;
   listener.port = address.port;
-  listener.url = `http://127.0.0.1:${address.port}`;
+  listener.url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
   listener.close = () =>
     new Promise<void>((resolve) => {
       server.close(() => resolve());
@@ -121,6 +121,8 @@ export async function createTestRegistry(
     start?: boolean;
     http?: NonNullable<ConfigInput['http']>;
     auth?: ConfigInput['auth'];
+    /** Default: silent. */
+    logger?: Logger;
   } = {},
 ): Promise<TestRegistry> {
   const root = options.root ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'registry-webhooks-')));
@@ -131,7 +133,7 @@ export async function createTestRegistry(
     log: { level: 'silent' },
     webhooks: { ...FAST_WEBHOOKS, ...options.webhooks },
   });
-  const assembled = await assemble(config, pino({ level: 'silent' }), { announcePassword: () => undefined });
+  const assembled = await assemble(config, options.logger ?? pino({ level: 'silent' }), { announcePassword: () => undefined });
   if (options.start !== false) {
     try {
       await assembled.webhooks.start();
