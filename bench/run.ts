@@ -16,6 +16,7 @@ import { buildLargeImage, buildManyLayerImage, folderBytes } from './lib/fixture
 import { startCountingProxy } from './lib/proxy.js';
 import { repositoryName, seedDistribution, seedOurs, tagName, type ScaleSpec } from './lib/seed.js';
 import { cpuSeconds, startDistribution, startOurs, withPeakRss, type BenchServer } from './lib/servers.js';
+import { runWebhookSeries } from './webhooks.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -377,6 +378,7 @@ try {
   await pushPullRounds();
   await loadRounds();
   await scaleRounds();
+  for (const result of await runWebhookSeries(work, quick)) record(result.title, result.unit, result.better, result.target, 'ours', result.value);
   console.log(`\nBenchmark ${new Date().toISOString()} — ${os.cpus().length} cores, ${rounds} round(s), large layer ${largeBytes / MiB} MiB\n`);
   console.log(report());
 } finally {

@@ -66,8 +66,12 @@ export const webhooksConfigSchema = z
     pollIntervalMs: z.number().int().min(10).max(60_000).default(200),
     /** Per-request timeout: connect, send and read the response. */
     requestTimeoutMs: z.number().int().min(100).max(300_000).default(5_000),
-    /** Deliveries in flight at once to one endpoint (scheme://host:port). */
-    maxInFlightPerEndpoint: z.number().int().min(1).max(256).default(4),
+    /**
+     * Deliveries in flight at once to one endpoint (scheme://host:port), over keep-alive
+     * connections; each (subscription, repository) lane has at most one, so this is how many
+     * repositories' events one receiver gets in parallel.
+     */
+    maxInFlightPerEndpoint: z.number().int().min(1).max(256).default(32),
     /** Deliveries in flight at once in total. */
     maxInFlight: z.number().int().min(1).max(4096).default(64),
     /** Delay before the first retry; each further retry doubles it, with jitter. */

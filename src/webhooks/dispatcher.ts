@@ -49,6 +49,8 @@ export class Dispatcher {
   private readonly perEndpoint = new Map<string, number>();
   private readonly compiled = new Map<string, { updatedAt: number; compiled: CompiledSubscription }>();
   private started = false;
+  /** A due delivery was held back by an in-flight limit: the next completion runs a full pass. */
+  private capped = false;
   private scheduled = false;
   private again = false;
   private tick: Promise<void> | null = null;
@@ -191,22 +193,53 @@ export class Dispatcher {
     if (room <= 0) return;
     const due = await this.store.dueDeliveries(this.now(), room + this.inFlight.size);
     for (const { delivery, subscription } of due) {
-      if (this.inFlight.size >= this.config.maxInFlight || !this.started) break;
-      if (this.inFlight.has(delivery.id)) continue;
-      const endpoint = endpointOf(subscription.url);
-      const busy = this.perEndpoint.get(endpoint) ?? 0;
-      if (busy >= this.config.maxInFlightPerEndpoint) continue;
-      this.perEndpoint.set(endpoint, busy + 1);
-      const sending = this.deliver(delivery, subscription)
-        .catch((error: unknown) => this.logger.error({ err: error, delivery: delivery.id }, 'webhook delivery crashed'))
-        .finally(() => {
-          this.inFlight.delete(delivery.id);
-          const left = (this.perEndpoint.get(endpoint) ?? 1) - 1;
-          if (left <= 0) this.perEndpoint.delete(endpoint);
-          else this.perEndpoint.set(endpoint, left);
-          this.notify();
-        });
-      this.inFlight.set(delivery.id, sending);
+      if (this.inFlight.size >= this.config.maxInFlight || !this.started) {
+        this.capped = true;
+        break;
+      }
+      if (!this.inFlight.has(delivery.id)) this.send(delivery, subscription);
+    }
+  }
+
+  /** Starts one delivery unless its endpoint is at its limit (then a later pass starts it). */
+  private send(delivery: Delivery, subscription: Subscription): void {
+    const endpoint = endpointOf(subscription.url);
+    const busy = this.perEndpoint.get(endpoint) ?? 0;
+    if (busy >= this.config.maxInFlightPerEndpoint) {
+      this.capped = true;
+      return;
+    }
+    this.perEndpoint.set(endpoint, busy + 1);
+    const sending = this.deliver(delivery, subscription)
+      .catch((error: unknown) => this.logger.error({ err: error, delivery: delivery.id }, 'webhook delivery crashed'))
+      .finally(() => {
+        this.inFlight.delete(delivery.id);
+        const left = (this.perEndpoint.get(endpoint) ?? 1) - 1;
+        if (left <= 0) this.perEndpoint.delete(endpoint);
+        else this.perEndpoint.set(endpoint, left);
+        void this.continueLane(delivery, subscription);
+      });
+    this.inFlight.set(delivery.id, sending);
+  }
+
+  /**
+   * The delivery of a lane finished: start the lane's next one straight away (one indexed
+   * lookup, not a pass over every lane), so a backlog flows at the receiver's pace. A full pass
+   * runs instead when deliveries were held back by the in-flight limits, or for pings.
+   */
+  private async continueLane(finished: Delivery, subscription: Subscription): Promise<void> {
+    if (this.capped || finished.repository === null || !this.started) {
+      this.capped = false;
+      this.notify();
+      return;
+    }
+    try {
+      const next = await this.store.laneHead(subscription.id, finished.repository, this.now());
+      if (next && this.started && !this.inFlight.has(next.delivery.id) && this.inFlight.size < this.config.maxInFlight) this.send(next.delivery, next.subscription);
+      else if (next) this.notify();
+    } catch (error) {
+      this.logger.error({ err: error }, 'webhook dispatcher could not read the next delivery');
+      this.notify();
     }
   }
 

@@ -91,6 +91,8 @@ export interface WebhookStore {
    * (subscription, repository), oldest first: a later event never overtakes an earlier one.
    */
   dueDeliveries(now: number, limit: number): Promise<DueDelivery[]>;
+  /** The head of one lane when it is due and its subscription active (the next to send once the one before it finished). */
+  laneHead(subscriptionId: string, repository: string, now: number): Promise<DueDelivery | null>;
   /**
    * Claims a pending delivery for its attempt number `attempt` before anything is sent: counts
    * the attempt, logs it without an outcome, and holds the delivery off until `holdUntil` (so

@@ -79,6 +79,9 @@ const SUBSCRIPTION_COLUMNS = 'id, url, secret, events, repositories, tags, heade
 const DELIVERY_COLUMNS =
   'id, subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, first_attempt_at, created_at, updated_at, last_status, last_error, context';
 
+/** A delivery's columns (d.) and its subscription's (s., as s_…), for the due queries. */
+const DUE_COLUMNS = [...DELIVERY_COLUMNS.split(', ').map((c) => `d.${c}`), ...SUBSCRIPTION_COLUMNS.split(', ').map((c) => `s.${c} AS s_${c}`)].join(', ');
+
 export class SqliteWebhookStore implements WebhookStore {
   private readonly statements;
   private readonly deploys: DeployTables;
@@ -140,25 +143,12 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async dueDeliveries(now: number, limit: number): Promise<DueDelivery[]> {
-    const rows = this.statements.due.all(now, limit) as Array<DeliveryRow & { [K in keyof SubscriptionRow as `s_${K}`]: SubscriptionRow[K] }>;
-    return rows.map((row) => ({
-      delivery: toDelivery(row),
-      subscription: toSubscription({
-        id: row.s_id,
-        url: row.s_url,
-        secret: row.s_secret,
-        events: row.s_events,
-        repositories: row.s_repositories,
-        tags: row.s_tags,
-        headers: row.s_headers,
-        format: row.s_format,
-        state: row.s_state,
-        source: row.s_source,
-        start_seq: row.s_start_seq,
-        created_at: row.s_created_at,
-        updated_at: row.s_updated_at,
-      }),
-    }));
+    return (this.statements.due.all(now, limit) as DueRow[]).map(toDue);
+  }
+
+  async laneHead(subscriptionId: string, repository: string, now: number): Promise<DueDelivery | null> {
+    const row = this.statements.laneHead.get(subscriptionId, repository, now) as DueRow | undefined;
+    return row ? toDue(row) : null;
   }
 
   async beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
@@ -309,6 +299,30 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 }
 
+type DueRow = DeliveryRow & { [K in keyof SubscriptionRow as `s_${K}`]: SubscriptionRow[K] };
+
+/** A delivery row joined with its subscription's columns (prefixed `s_`). */
+function toDue(row: DueRow): DueDelivery {
+  return {
+    delivery: toDelivery(row),
+    subscription: toSubscription({
+      id: row.s_id,
+      url: row.s_url,
+      secret: row.s_secret,
+      events: row.s_events,
+      repositories: row.s_repositories,
+      tags: row.s_tags,
+      headers: row.s_headers,
+      format: row.s_format,
+      state: row.s_state,
+      source: row.s_source,
+      start_seq: row.s_start_seq,
+      created_at: row.s_created_at,
+      updated_at: row.s_updated_at,
+    }),
+  };
+}
+
 function definedOnly<T extends object>(patch: T): Partial<T> {
   return Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
@@ -385,22 +399,27 @@ function prepare(db: Database.Database) {
     ),
     deliveryByEvent: db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE subscription_id = ? AND event_id = ?`),
     due: db.prepare(
-      `SELECT ${DELIVERY_COLUMNS.split(', ')
-        .map((c) => `d.${c}`)
-        .join(', ')},
-         ${SUBSCRIPTION_COLUMNS.split(', ')
-           .map((c) => `s.${c} AS s_${c}`)
-           .join(', ')}
-       FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-       WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND s.state = 'active'
-         AND NOT EXISTS (
-           SELECT 1 FROM webhook_deliveries e
-           WHERE e.state = 'pending' AND e.subscription_id = d.subscription_id
-             AND e.repository = d.repository AND e.id < d.id)
+      `SELECT ${DUE_COLUMNS}
+       FROM (
+         -- The head of each lane (one per subscription and repository, read off the lane index),
+         -- and every pending delivery without a repository (pings, which have no order to keep).
+         SELECT MIN(id) AS id FROM webhook_deliveries WHERE state = 'pending' AND repository IS NOT NULL GROUP BY subscription_id, repository
+         UNION ALL
+         SELECT id FROM webhook_deliveries WHERE state = 'pending' AND repository IS NULL
+       ) heads
+       JOIN webhook_deliveries d ON d.id = heads.id
+       JOIN webhook_subscriptions s ON s.id = d.subscription_id
+       WHERE d.next_attempt_at <= ? AND s.state = 'active'
        ORDER BY d.next_attempt_at, d.id
        LIMIT ?`,
     ),
     // An attempt is logged when it begins and completed when it ends (or stays without an outcome).
+    laneHead: db.prepare(
+      `SELECT ${DUE_COLUMNS}
+       FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
+       WHERE d.id = (SELECT MIN(id) FROM webhook_deliveries WHERE state = 'pending' AND subscription_id = ? AND repository = ?)
+         AND d.next_attempt_at <= ? AND s.state = 'active'`,
+    ),
     insertAttempt: db.prepare(
       `INSERT INTO webhook_attempts (delivery_id, attempt, at, status, latency_ms, error, response_body)
        VALUES (?, ?, ?, ?, ?, ?, ?)
