@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { RegistryError } from '../../registry/errors.js';
-import type { EventType, RegistryEvent } from '../../registry/events.js';
+import type { RegistryEvent } from '../../registry/events.js';
 import type {
   Actor,
   ManifestDeleteState,
@@ -26,21 +26,11 @@ import type {
   UploadUpdate,
 } from '../../registry/ports.js';
 import { migrate } from './migrations.js';
+import { prepareOutbox, type Outbox, type OutboxEvent } from './outbox.js';
 import { SqliteUploads } from './uploads.js';
 import { REPOSITORY_HELD_BYTES_SQL } from './usage-queries.js';
 
 /** SQLite's default limit on bound parameters is 32766; stay well below it per query. */
-
-interface EventInput {
-  type: EventType;
-  repository: string;
-  tag?: string | null;
-  digest?: string | null;
-  mediaType?: string | null;
-  size?: number | null;
-  previousDigest?: string | null;
-  actor: Actor;
-}
 
 interface ManifestRow {
   digest: string;
@@ -51,25 +41,11 @@ interface ManifestRow {
   artifact_type: string | null;
 }
 
-interface EventRow {
-  seq: number;
-  id: string;
-  type: EventType;
-  repository: string;
-  tag: string | null;
-  digest: string | null;
-  media_type: string | null;
-  size: number | null;
-  previous_digest: string | null;
-  actor_name: string;
-  actor_kind: string;
-  created_at: number;
-}
-
 export class SqliteMetadataStore implements MetadataStore {
   readonly db: Database.Database;
   private readonly statements;
   private readonly uploads: SqliteUploads;
+  private readonly outbox: Outbox;
 
   constructor(file: string) {
     if (file !== ':memory:') makePrivate(file);
@@ -81,6 +57,7 @@ export class SqliteMetadataStore implements MetadataStore {
     migrate(this.db);
     this.statements = prepareStatements(this.db);
     this.uploads = new SqliteUploads(this.db);
+    this.outbox = prepareOutbox(this.db);
   }
 
   async repositoryExists(repository: string): Promise<boolean> {
@@ -295,20 +272,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async readEvents(afterSeq: number, limit: number): Promise<RegistryEvent[]> {
-    const rows = this.statements.readEvents.all(afterSeq, limit) as EventRow[];
-    return rows.map((row) => ({
-      id: row.id,
-      seq: row.seq,
-      type: row.type,
-      repository: row.repository,
-      tag: row.tag,
-      digest: row.digest,
-      mediaType: row.media_type,
-      size: row.size,
-      previousDigest: row.previous_digest,
-      actor: { name: row.actor_name, kind: row.actor_kind },
-      createdAt: row.created_at,
-    }));
+    return this.outbox.read(afterSeq, limit);
   }
 
   async close(): Promise<void> {
@@ -324,20 +288,8 @@ export class SqliteMetadataStore implements MetadataStore {
     return id;
   }
 
-  private recordEvent(event: EventInput, now: number): void {
-    this.statements.insertEvent.run(
-      randomUUID(),
-      event.type,
-      event.repository,
-      event.tag ?? null,
-      event.digest ?? null,
-      event.mediaType ?? null,
-      event.size ?? null,
-      event.previousDigest ?? null,
-      event.actor.name,
-      event.actor.kind,
-      now,
-    );
+  private recordEvent(event: OutboxEvent, now: number): void {
+    this.outbox.record(event, now);
   }
 
   /** What the repository holds, as quotas count it. */
@@ -465,11 +417,6 @@ function prepareStatements(db: Database.Database) {
        JOIN repositories r ON r.id = l.repository_id
        WHERE r.name = ? AND m.subject = ? ORDER BY m.digest`,
     ),
-    insertEvent: db.prepare(
-      `INSERT INTO events (id, type, repository, tag, digest, media_type, size, previous_digest, actor_name, actor_kind, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    readEvents: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
   };
 }
 
