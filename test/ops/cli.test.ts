@@ -63,7 +63,7 @@ describe('registry CLI', () => {
     const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
     const [listed] = JSON.parse((await cli(root, ['webhook', 'deliveries', 'deploy', '--json'])).stdout) as Array<Record<string, string>>;
     for (const field of ['createdAt', 'updatedAt', 'expiresAt']) assert.match(listed![field]!, ISO, field);
-    const one = JSON.parse((await cli(root, ['webhook', 'delivery', 'deploy', String(listed!.id)])).stdout) as { createdAt: string; log: Array<{ at: string }> };
+    const one = JSON.parse((await cli(root, ['webhook', 'delivery', 'deploy', String(listed!.id), '--json'])).stdout) as { createdAt: string; log: Array<{ at: string }> };
     assert.match(one.createdAt, ISO);
     assert.match(one.log[0]!.at, ISO);
     const failed = JSON.parse((await cli(root, ['webhook', 'failed', '--json'])).stdout) as Array<Record<string, string>>;
