@@ -69,6 +69,16 @@ export function describeDelivery(delivery: Delivery & { deploys?: DeployReport[]
     .join('  ');
 }
 
+const OUTPUT_TAIL_LINES = 5;
+
+/** The end of a command's output worth reading: blank lines (a final newline among them) would take the place of real ones. */
+function outputTail(output: string): string[] {
+  return output
+    .split(/\r?\n|\r/)
+    .filter((line) => line.trim() !== '')
+    .slice(-OUTPUT_TAIL_LINES);
+}
+
 /**
  * One delivery for a person: its line, `deploy: succeeded | failed | running | none`, each
  * agent's latest report (with the start of its output when it failed), and the attempt log.
@@ -85,7 +95,7 @@ export function describeDeliveryDetail(delivery: DeliveryWithAttempts & { deploy
       `reported=${new Date(report.reportedAt).toISOString()}`,
     ];
     lines.push(facts.filter(Boolean).join('  '));
-    if (report.status === 'failed' && report.output) lines.push(...report.output.split('\n').slice(-5).map((line) => `    | ${line}`));
+    if (report.status === 'failed' && report.output) lines.push(...outputTail(report.output).map((line) => `    | ${line}`));
   }
   for (const attempt of delivery.log) {
     lines.push(`  attempt ${attempt.attempt}  ${new Date(attempt.at).toISOString()}  ${attempt.error ?? attempt.status ?? '-'}  ${attempt.latencyMs}ms`);

@@ -146,6 +146,18 @@ describe('deploy reports', () => {
     assert.deepEqual([only.status, only.reports], ['succeeded', 2]);
   });
 
+  test("the CLI shows the last five non-blank lines of a failed command's output, ending with its last line", async () => {
+    const setup = await pushed();
+    // What a command's output looks like: ends with a newline, blank lines between sections.
+    const output = 'pulling\nline 1\nline 2\n\nline 3\nline 4\r\n\nsvc is unhealthy; keeping the running release\n';
+    await post(setup, report(setup.eventId, { status: 'failed', exitCode: 3, output }));
+    const lines = describeDeliveryDetail(await setup.registry.webhooks.getDelivery(setup.subscriptionId, setup.deliveryId));
+    assert.deepEqual(
+      lines.filter((line) => line.startsWith('    |')),
+      ['    | line 1', '    | line 2', '    | line 3', '    | line 4', '    | svc is unhealthy; keeping the running release'],
+    );
+  });
+
   test('refusals: signature 401, stale or future sentAt 401, bad body 400, unknown or mismatched 404', async () => {
     const setup = await pushed();
     const body = report(setup.eventId);
