@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { buildOciImage, seededBytes } from '../test/helpers/oci-layout.js';
 import { buildLargeImage, buildManyLayerImage, folderBytes } from './lib/fixtures.js';
-import { startCountingProxy } from './lib/proxy.js';
+import { startTcpProxy } from '../test/helpers/tcp-proxy.js';
 import { repositoryName, seedDistribution, seedOurs, tagName, type ScaleSpec } from './lib/seed.js';
 import { cpuSeconds, startDistribution, startOurs, withPeakRss, type BenchServer } from './lib/servers.js';
 import { uiRounds } from './ui.js';
@@ -159,7 +159,7 @@ async function pushPullRounds(): Promise<void> {
         record('large blob download by curl (server-bound)', 'MB/s', 'higher', '', name, download.bytes / MiB / download.seconds);
         record('large blob download by curl: server CPU per GiB', 's', 'lower', '', name, (download.cpu * 1024 * MiB) / download.bytes);
 
-        const proxy = await startCountingProxy(server.host);
+        const proxy = await startTcpProxy(server.host);
         try {
           await clearClientCache();
           const firstSeconds = await skopeo('copy', '--dest-tls-verify=false', `oci:${many}:latest`, `docker://${proxy.host}/bench/many:1`);

@@ -12,6 +12,8 @@ const DRIVERS: Record<string, string> = {
   'better-sqlite3': 'metadata/sqlite/',
   pg: 'metadata/postgres/',
   '@aws-sdk/': 'storage/s3/',
+  // The S3 driver's own transport for pulls (object-copy.ts).
+  'http-parser-js': 'storage/s3/',
 };
 
 function* sourceFiles(dir: string): Generator<string> {

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import v8 from 'node:v8';
 import { describe, it } from 'node:test';
 import { startGarbagePacer } from '../../src/runtime/garbage-pacer.js';
@@ -12,6 +14,9 @@ function fakePacer(allowanceMiB: number) {
   const pacer = startGarbagePacer({
     allowanceBytes: allowanceMiB * MiB,
     checkIntervalMs: 3_600_000, // checks are driven by the test
+    idleIntervalMs: 7_200_000,
+    idleChecks: 5,
+    wakeOn: () => () => undefined,
     externalBytes: () => external,
     collect: () => (external = live),
   })!;
@@ -92,6 +97,41 @@ describe('garbage pacer', () => {
       assert.ok(v8.getHeapStatistics().external_memory - before < 1 * MiB, 'a minor collection freed them');
     } finally {
       pacer.stop();
+    }
+  });
+
+  it('looks less often once external memory stops moving, and often again as soon as it grows', () => {
+    const memory = fakePacer(4);
+    try {
+      assert.equal(memory.pacer.intervalMs, 3_600_000);
+      for (let i = 0; i < 4; i++) memory.pacer.check();
+      assert.equal(memory.pacer.intervalMs, 3_600_000, 'not quiet for long enough yet');
+      memory.pacer.check();
+      assert.equal(memory.pacer.intervalMs, 7_200_000, 'quiet: the timer wakes the process less');
+      memory.allocate(1); // a push starts streaming
+      assert.equal(memory.pacer.check(), false);
+      assert.equal(memory.pacer.intervalMs, 3_600_000);
+      memory.allocate(3);
+      assert.equal(memory.pacer.check(), true, 'the allowance counts across the change of pace');
+    } finally {
+      memory.pacer.stop();
+    }
+  });
+
+  it('looks often again when an HTTP request starts', async () => {
+    const pacer = startGarbagePacer({ checkIntervalMs: 3_600_000, idleIntervalMs: 7_200_000, idleChecks: 1, externalBytes: () => 0, collect: () => undefined })!;
+    const server = http.createServer((_req, res) => res.end('ok'));
+    try {
+      pacer.check();
+      assert.equal(pacer.intervalMs, 7_200_000);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      assert.equal(await response.text(), 'ok');
+      assert.equal(pacer.intervalMs, 3_600_000);
+    } finally {
+      pacer.stop();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

@@ -15,6 +15,7 @@ import { damaged, whileSinkOpen, written } from '../common.js';
 import { describeBucketProblem, isNotFound } from './client.js';
 import type { S3Settings } from '../../config/storage.js';
 import { S3Layout } from './layout.js';
+import { copyObject, type CopyOutcome } from './object-copy.js';
 import { S3Uploads, type S3UploadOptions } from './uploads.js';
 
 export interface S3BlobStoreOptions extends Omit<S3UploadOptions, 'bucket' | 'partSize'> {
@@ -22,7 +23,17 @@ export interface S3BlobStoreOptions extends Omit<S3UploadOptions, 'bucket' | 'pa
   client: S3Client;
   /** Signs redirect URLs (the public endpoint's client); defaults to `client`. */
   presignClient?: S3Client;
+  /** Blobs (or ranges) from this size on are sent through reused buffers rather than the SDK's stream. */
+  directCopyMinBytes?: number;
 }
+
+/**
+ * From this size on a pull is copied through reused buffers on a connection of its own: below
+ * it the SDK's pooled connection and stream cost less than a connection set up per blob.
+ */
+const DIRECT_COPY_MIN_BYTES = 1024 * 1024;
+/** The presigned URL of a direct copy is used at once; this only bounds a URL that leaked. */
+const DIRECT_URL_SECONDS = 60;
 
 export class S3BlobStore implements BlobStore {
   readonly statIsCheap = false;
@@ -31,12 +42,14 @@ export class S3BlobStore implements BlobStore {
   private readonly bucket: string;
   private readonly layout: S3Layout;
   private readonly uploads: S3Uploads;
+  private readonly directCopyMinBytes: number;
 
   constructor(private readonly options: S3BlobStoreOptions) {
     this.client = options.client;
     this.presignClient = options.presignClient ?? options.client;
     this.bucket = options.settings.bucket!;
     this.layout = new S3Layout(options.settings.prefix);
+    this.directCopyMinBytes = options.directCopyMinBytes ?? DIRECT_COPY_MIN_BYTES;
     this.uploads = new S3Uploads(this.client, this.layout, { ...options, bucket: this.bucket, partSize: options.settings.partSize });
   }
 
@@ -82,6 +95,10 @@ export class S3BlobStore implements BlobStore {
   }
 
   async send(digest: string, sink: Writable, options: SendOptions = {}): Promise<void> {
+    const length = options.range ? options.range.end - options.range.start + 1 : options.expectedSize;
+    if ((length === undefined || length >= this.directCopyMinBytes) && (await this.copyDirectly(digest, sink, options)) === 'copied') return;
+    // Small blobs, and any answer the direct copy left (missing, damaged, S3 errors): the SDK's
+    // request, with its retries and error mapping.
     const body = await this.read(digest, options.range, options.expectedSize);
     try {
       options.onFound?.();
@@ -100,6 +117,29 @@ export class S3BlobStore implements BlobStore {
     } finally {
       body.destroy();
     }
+  }
+
+  /**
+   * Streams the object through reused buffers (object-copy.ts) from a URL presigned for the
+   * registry's own endpoint; declines, having written nothing, when S3 answers anything but the
+   * object of the expected size.
+   */
+  private async copyDirectly(digest: string, sink: Writable, options: SendOptions): Promise<CopyOutcome> {
+    const url = new URL(await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.layout.blob(digest) }), { expiresIn: DIRECT_URL_SECONDS }));
+    const { range, expectedSize } = options;
+    return copyObject(url, sink, {
+      range: range ? `bytes=${range.start}-${range.end}` : undefined,
+      onBytes: options.onBytes,
+      accept: ({ status, headers }) => {
+        if (status !== (range ? 206 : 200)) return false;
+        const stored = Number((range ? /\/(\d+)$/.exec(headers.get('content-range') ?? '')?.[1] : /^\d+$/.exec(headers.get('content-length') ?? '')?.[0]) ?? NaN);
+        // No size to check (a proxy re-chunking the answer, say): the SDK's request decides.
+        if (Number.isNaN(stored)) return false;
+        if (expectedSize !== undefined && stored !== expectedSize) throw damaged(digest, stored, expectedSize);
+        options.onFound?.();
+        return true;
+      },
+    });
   }
 
   async presign(digest: string, expiresInSeconds: number): Promise<string> {
