@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { authConfigSchema } from '../auth/config.js';
 import { webhooksConfigSchema } from '../webhooks/config.js';
 import { lifecycleConfigSchema } from './lifecycle.js';
+import { metadataConfigSchema } from './metadata.js';
 import { storageConfigSchema } from './storage.js';
 import { httpOperationsShape, importConfigSchema, metricsConfigSchema } from './operations.js';
 import { uiConfigSchema } from './ui.js';
@@ -38,6 +39,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     storage: storageConfigSchema,
+    metadata: metadataConfigSchema,
     api: z
       .object({
         /** Answer HEAD for a blob held in another repository the caller may pull by linking it. */
@@ -68,6 +70,13 @@ export const configSchema = z
   .superRefine((config, ctx) => {
     if (config.metrics.requireAuth && config.auth.mode === 'none') {
       ctx.addIssue({ code: 'custom', path: ['metrics', 'requireAuth'], message: 'needs auth.mode token (there are no admin credentials with auth.mode none)' });
+    }
+    if (config.metadata.driver === 'postgres' && config.webhooks.subscriptions.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['webhooks', 'subscriptions'],
+        message: 'webhooks are not available with metadata.driver postgres yet (their PostgreSQL store is still to come): remove the subscriptions or use metadata.driver sqlite',
+      });
     }
   });
 

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { RegistryError } from '../../registry/errors.js';
-import type { EventType, RegistryEvent } from '../../registry/events.js';
+import type { RegistryEvent } from '../../registry/events.js';
 import type {
   Actor,
   ManifestDeleteState,
@@ -28,46 +28,14 @@ import type {
 import { migrate } from './migrations.js';
 import { SqliteUploads } from './uploads.js';
 import { REPOSITORY_HELD_BYTES_SQL } from './usage-queries.js';
+import { eventValues, toManifestRecord, toRegistryEvent, type EventInput, type EventRow, type ManifestRow } from '../rows.js';
 
 /** SQLite's default limit on bound parameters is 32766; stay well below it per query. */
 
-interface EventInput {
-  type: EventType;
-  repository: string;
-  tag?: string | null;
-  digest?: string | null;
-  mediaType?: string | null;
-  size?: number | null;
-  previousDigest?: string | null;
-  actor: Actor;
-}
-
-interface ManifestRow {
-  digest: string;
-  media_type: string;
-  size: number;
-  content: Buffer;
-  subject: string | null;
-  artifact_type: string | null;
-}
-
-interface EventRow {
-  seq: number;
-  id: string;
-  type: EventType;
-  repository: string;
-  tag: string | null;
-  digest: string | null;
-  media_type: string | null;
-  size: number | null;
-  previous_digest: string | null;
-  actor_name: string;
-  actor_kind: string;
-  created_at: number;
-}
-
 export class SqliteMetadataStore implements MetadataStore {
   readonly db: Database.Database;
+  /** The migrations opening this database applied (none when it was up to date). */
+  readonly migrationsApplied: string[];
   private readonly statements;
   private readonly uploads: SqliteUploads;
 
@@ -78,7 +46,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
-    migrate(this.db);
+    this.migrationsApplied = migrate(this.db);
     this.statements = prepareStatements(this.db);
     this.uploads = new SqliteUploads(this.db);
   }
@@ -296,19 +264,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async readEvents(afterSeq: number, limit: number): Promise<RegistryEvent[]> {
     const rows = this.statements.readEvents.all(afterSeq, limit) as EventRow[];
-    return rows.map((row) => ({
-      id: row.id,
-      seq: row.seq,
-      type: row.type,
-      repository: row.repository,
-      tag: row.tag,
-      digest: row.digest,
-      mediaType: row.media_type,
-      size: row.size,
-      previousDigest: row.previous_digest,
-      actor: { name: row.actor_name, kind: row.actor_kind },
-      createdAt: row.created_at,
-    }));
+    return rows.map(toRegistryEvent);
   }
 
   async close(): Promise<void> {
@@ -325,19 +281,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   private recordEvent(event: EventInput, now: number): void {
-    this.statements.insertEvent.run(
-      randomUUID(),
-      event.type,
-      event.repository,
-      event.tag ?? null,
-      event.digest ?? null,
-      event.mediaType ?? null,
-      event.size ?? null,
-      event.previousDigest ?? null,
-      event.actor.name,
-      event.actor.kind,
-      now,
-    );
+    this.statements.insertEvent.run(...eventValues(event), now);
   }
 
   /** What the repository holds, as quotas count it. */
@@ -370,17 +314,6 @@ export class SqliteMetadataStore implements MetadataStore {
     const found = new Set(linked.all(repository, JSON.stringify(unique)) as string[]);
     return unique.filter((digest) => !found.has(digest));
   }
-}
-
-function toManifestRecord(row: ManifestRow): ManifestRecord {
-  return {
-    digest: row.digest,
-    mediaType: row.media_type,
-    size: row.size,
-    content: row.content,
-    subject: row.subject,
-    artifactType: row.artifact_type,
-  };
 }
 
 function prepareStatements(db: Database.Database) {

@@ -300,17 +300,21 @@ export const MIGRATIONS: Migration[] = [
   },
 ];
 
-export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): void {
+/** Applies the migrations not yet recorded; returns the names of those it applied. */
+export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): string[] {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     name       TEXT PRIMARY KEY,
     applied_at INTEGER NOT NULL
   ) WITHOUT ROWID`);
   const applied = new Set(db.prepare('SELECT name FROM schema_migrations').pluck().all() as string[]);
+  const ran: string[] = [];
   for (const migration of migrations) {
     if (applied.has(migration.name)) continue;
     db.transaction(() => {
       db.exec(migration.sql);
       db.prepare('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)').run(migration.name, Date.now());
     })();
+    ran.push(migration.name);
   }
+  return ran;
 }
