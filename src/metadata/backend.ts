@@ -51,6 +51,8 @@ export interface SharedState {
   loginThrottle(limits: ThrottleLimits): LoginThrottle;
   /** The token signing key (PEM) the database holds, generated with `generate` by the first replica that asks. */
   signingKey(algorithm: string, generate: () => string): Promise<{ pem: string; algorithm: string; created: boolean }>;
+  /** Records the kid this replica signs with; returns the one replicas signed with before (null: none yet). */
+  announceSigner(kid: string): Promise<string | null>;
   /** Whether webhooks can keep their state in this backend (false: not ported yet, see docs/scale-out.md). */
   readonly webhooksAvailable: boolean;
 }

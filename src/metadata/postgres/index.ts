@@ -16,7 +16,7 @@ import { PostgresLoginThrottle } from './login-throttle.js';
 import { PostgresMetadataStore, type MetadataHooks } from './metadata-store.js';
 import { migrate, type MigrationResult } from './migrations.js';
 import { createPool, type Pool } from './pool.js';
-import { sharedSigningKey } from './signing-key.js';
+import { announceSigner, sharedSigningKey } from './signing-key.js';
 import { UnavailableWebhookStore } from './webhooks-unavailable.js';
 
 export interface PostgresBackendOptions extends BackendOptions {
@@ -51,6 +51,7 @@ export async function openPostgresBackend(settings: PostgresSettings, options: P
     shared: {
       loginThrottle: (limits: ThrottleLimits) => new PostgresLoginThrottle(pool, limits),
       signingKey: (algorithm, generate) => sharedSigningKey(pool, algorithm, generate),
+      announceSigner: (kid) => announceSigner(pool, kid),
       webhooksAvailable: false,
     },
     close: () => pool.end(),

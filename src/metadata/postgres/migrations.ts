@@ -214,6 +214,14 @@ export const MIGRATIONS: Migration[] = [
     pem        TEXT NOT NULL,
     created_at BIGINT NOT NULL
   );
+
+  -- The kid the replicas last started signing with: a replica that could neither sign with nor
+  -- verify it refuses to start (its tokens and theirs would not work across replicas).
+  CREATE TABLE token_signer (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    kid        TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+  );
   `,
   },
 ];

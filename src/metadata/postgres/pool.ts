@@ -103,4 +103,6 @@ export const LOCKS = {
   outbox: 7_303,
   /** One per login-throttle key. */
   throttle: 7_304,
+  /** Replicas announcing the key they sign with. */
+  signer: 7_305,
 } as const;

@@ -5,8 +5,7 @@
  * `token_signing_keys` table: whoever can read the database can mint tokens, as with the
  * accounts it holds (docs/scale-out.md).
  */
-import type { Pool } from './pool.js';
-import { NOW_MS } from './pool.js';
+import { LOCKS, NOW_MS, transaction, type Pool } from './pool.js';
 
 const KEY_NAME = 'default';
 
@@ -30,4 +29,18 @@ export async function sharedSigningKey(pool: Pool, algorithm: string, generate: 
   if ((inserted.rowCount ?? 0) > 0) return { pem, algorithm, created: true };
   // Another replica inserted its key first: that one is the key.
   return { ...(await read())!, created: false };
+}
+
+/** Records `kid` as the key replicas sign with; returns the one recorded before (null: none). Replicas starting together take turns. */
+export async function announceSigner(pool: Pool, kid: string): Promise<string | null> {
+  return transaction(pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCKS.signer]);
+    const previous = (await client.query<{ kid: string }>('SELECT kid FROM token_signer WHERE id = 1')).rows[0]?.kid ?? null;
+    await client.query(
+      `INSERT INTO token_signer (id, kid, updated_at) VALUES (1, $1, ${NOW_MS})
+       ON CONFLICT (id) DO UPDATE SET kid = excluded.kid, updated_at = excluded.updated_at`,
+      [kid],
+    );
+    return previous;
+  });
 }
