@@ -19,6 +19,7 @@ import { repositoryName, seedDistribution, seedOurs, tagName, type ScaleSpec } f
 import { cpuSeconds, startDistribution, startOurs, withPeakRss, type BenchServer } from './lib/servers.js';
 import { uiRounds } from './ui.js';
 import { s3Rounds } from './s3.js';
+import { runWebhookSeries } from './webhooks.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -31,11 +32,11 @@ const { values: args } = parseArgs({
     'load-seconds': { type: 'string' },
     tags: { type: 'string' },
     repositories: { type: 'string' },
-    /** Comma-separated series to run: push, load, scale, s3 (default: all). */
+    /** Comma-separated series to run: push, load, scale, s3, ui, webhooks (default: all). */
     series: { type: 'string' },
   },
 });
-const series = new Set((args.series ?? 'push,load,scale,s3').split(','));
+const series = new Set((args.series ?? 'push,load,scale,s3,ui,webhooks').split(','));
 const quick = args.quick ?? false;
 const rounds = Number(args.rounds ?? (quick ? 1 : 5));
 const largeBytes = Number(args['large-mib'] ?? (quick ? 32 : 512)) * MiB;
@@ -387,6 +388,9 @@ try {
     await s3Rounds({ work, rounds, largeBytes, record, order, clearClientCache, skopeo, hey, curlUpload, curlDownload });
   }
   if (series.has('ui')) await uiRounds({ work, scale, rounds, record });
+  if (series.has('webhooks')) {
+    for (const result of await runWebhookSeries(work, quick)) record(result.title, result.unit, result.better, result.target, 'ours', result.value);
+  }
   console.log(`\nBenchmark ${new Date().toISOString()} — ${os.cpus().length} cores, ${rounds} round(s), large layer ${largeBytes / MiB} MiB\n`);
   console.log(report());
 } finally {

@@ -29,6 +29,7 @@ import { ImageImporter } from './transfer/import.js';
 import { VERSION } from './version.js';
 import { withChangeNotifications } from './webhooks/notify.js';
 import { createWebhooks, type WebhookService } from './webhooks/service.js';
+import type { DeliveryStats } from './webhooks/store.js';
 import { serveApp } from './http/listener.js';
 import { startGarbagePacer } from './runtime/garbage-pacer.js';
 import { exposedRootWarning, preparePrivateRoot, PRIVATE_DIRECTORY_MODE } from './runtime/private-files.js';
@@ -138,7 +139,6 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
       },
       readiness,
       trustProxy: config.http.trustProxy,
-      publicUrl: config.http.publicUrl,
       transfer: { importer: new ImageImporter(registry), exporter: new ImageExporter(registry), tempDir: importsDir, maxBytes: config.import.maxBytes },
       closing: () => serving.closing,
     },
@@ -150,8 +150,8 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
   return { registry, app, logger, auth, webhooks, lifecycle, serving, backend, close };
 }
 
-function orEmptyDeliveries<T extends object>(stats: T | null): T | { byState: { pending: 0; delivered: 0; failed: 0 }; oldestPendingSeconds: 0; outboxBacklog: 0 } {
-  return stats ?? { byState: { pending: 0, delivered: 0, failed: 0 }, oldestPendingSeconds: 0, outboxBacklog: 0 };
+function orEmptyDeliveries(stats: DeliveryStats | null): DeliveryStats {
+  return stats ?? { byState: { pending: 0, delivered: 0, failed: 0 }, deploys: { running: 0, succeeded: 0, failed: 0 }, oldestPendingSeconds: 0, outboxBacklog: 0 };
 }
 
 /** The registry domain as the configuration describes it (the server, and CLI commands that work on the storage root). */
@@ -234,7 +234,7 @@ export async function startRegistry(config: Config, logger: Logger = createLogge
     garbagePacer?.stop();
     await assembled.close();
   };
-  if (!config.http.publicUrl) assembled.webhooks.setPublicUrl(url);
+  assembled.webhooks.listening(url);
   try {
     await assembled.webhooks.start();
     await gcSchedule.start();

@@ -12,18 +12,20 @@
  * `request.host`), CloudEvents, and Docker Hub's (`push_data.tag`, `repository.repo_name`,
  * `callback_url`; its event id comes from `X-Registry-Event-Id`, its host from the callback).
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import { parseDelivery } from '../webhooks/formats.js';
-import { EVENT_ID_HEADER, EVENT_TYPE_HEADER, FLUX_SIGNATURE_HEADER, SIGNATURE_HEADER, verifySignature } from '../webhooks/signing.js';
-import { PING_EVENT_TYPE } from '../webhooks/types.js';
+import {
+  DEPLOY_CALLBACK_HEADER,
+  EVENT_ID_HEADER,
+  EVENT_TYPE_HEADER,
+  FLUX_SIGNATURE_HEADER,
+  HUB_SIGNATURE_HEADER,
+  SIGNATURE_HEADER,
+  TIMESTAMP_SIGNATURE_HEADER,
+  verifySignature,
+  verifyTimestamped,
+} from '../webhooks/signing.js';
 import type { DeployEvent } from './state.js';
-
-export const TIMESTAMP_SIGNATURE_HEADER = 'X-Registry-Signature-Timestamp';
-/** GitHub's convention, which the registry also sends. */
-export const HUB_SIGNATURE_HEADER = 'X-Hub-Signature-256';
-/** Where the registry wants this delivery's deploy results (shared contract 1). */
-export const DEPLOY_CALLBACK_HEADER = 'X-Registry-Deploy-Callback';
 
 export interface ReadDelivery {
   event: DeployEvent;
@@ -38,18 +40,13 @@ export function header(headers: http.IncomingHttpHeaders, name: string): string 
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** The `t` of a timestamp signature that verifies over this body; null when it does not. */
-export function verifyTimestampSignature(secret: string, body: Buffer, value: string | undefined): number | null {
-  const match = value ? /^\s*t=(\d{1,12}),\s*sha256=([0-9a-fA-F]{64})\s*$/.exec(value) : null;
-  if (!match) return null;
-  const expected = createHmac('sha256', secret).update(`${match[1]}.`).update(body).digest();
-  const given = Buffer.from(match[2]!, 'hex');
-  return given.length === expected.length && timingSafeEqual(given, expected) ? Number(match[1]) : null;
-}
+/** Any age: freshness is judged by the caller, so that a stale delivery is told why. */
+const ANY_TIME = { maxAgeSeconds: Infinity, maxFutureSeconds: Infinity };
 
 /** Checks and reads a delivery body; `now` in ms. */
 export function readDelivery(secret: string, body: Buffer, headers: http.IncomingHttpHeaders, maxSkewSeconds: number, now: number): DeliveryVerdict {
-  const stamp = verifyTimestampSignature(secret, body, header(headers, TIMESTAMP_SIGNATURE_HEADER));
+  const stampedAt = verifyTimestamped(secret, body, header(headers, TIMESTAMP_SIGNATURE_HEADER), now, ANY_TIME);
+  const stamp = stampedAt === null ? null : stampedAt.getTime() / 1000;
   const bodySigned = [SIGNATURE_HEADER, HUB_SIGNATURE_HEADER, FLUX_SIGNATURE_HEADER].some((name) => verifySignature(secret, body, header(headers, name)));
   if (stamp === null && !bodySigned) return { ok: false, status: 401, error: 'bad or missing signature' };
   let json: unknown;
@@ -58,9 +55,9 @@ export function readDelivery(secret: string, body: Buffer, headers: http.Incomin
   } catch {
     return { ok: false, status: 400, error: 'body is not JSON' };
   }
-  const parsed = parseDelivery(json);
-  const hub = parsed ? null : parseDockerHub(json, headers, now);
-  if (!parsed && !hub) return { ok: false, status: 400, error: 'not a registry event (native, distribution, cloudevents or dockerhub)' };
+  // Docker Hub bodies have no event id of their own: the registry sends it as a header.
+  const parsed = parseDelivery(json, { eventId: header(headers, EVENT_ID_HEADER) });
+  if (!parsed) return { ok: false, status: 400, error: 'not a registry event (native, distribution, cloudevents or dockerhub)' };
 
   const skewMs = maxSkewSeconds * 1000;
   const sentAt = parsed?.sentAt?.getTime() ?? null;
@@ -75,60 +72,24 @@ export function readDelivery(secret: string, body: Buffer, headers: http.Incomin
         : `no signed timestamp (${TIMESTAMP_SIGNATURE_HEADER}, or sentAt in a signed body)`,
     };
   }
-  if (hub) return { ok: true, delivery: hub };
-  const { sentAt: _sent, ...event } = parsed!;
-  return {
-    ok: true,
-    delivery: { event: { ...event, time: eventTime(json, now) }, callbackUrl: header(headers, DEPLOY_CALLBACK_HEADER) ?? null },
-  };
+  const { sentAt: _sent, ...event } = parsed;
+  const fields = json as Record<string, unknown>;
+  const hub = event.format === 'dockerhub';
+  // Docker Hub's body names only pushes; the registry's own event type travels in a header.
+  const type = hub && event.repository !== null ? (header(headers, EVENT_TYPE_HEADER) ?? event.type) : event.type;
+  const callbackUrl = (hub && typeof fields.callback_url === 'string' && fields.callback_url) || header(headers, DEPLOY_CALLBACK_HEADER) || null;
+  return { ok: true, delivery: { event: { ...event, type, time: eventTime(fields, now) }, callbackUrl } };
 }
 
-/** When the change happened, from the body (native `timestamp`, distribution `events[0].timestamp`, CloudEvents `time`). */
-function eventTime(json: unknown, fallback: number): number {
-  const body = json as Record<string, unknown>;
+/**
+ * When the change happened, from the body (native `timestamp`, distribution `events[0].timestamp`,
+ * CloudEvents `time`, Docker Hub `push_data.pushed_at` in seconds).
+ */
+function eventTime(body: Record<string, unknown>, fallback: number): number {
   const first = Array.isArray(body.events) ? (body.events[0] as Record<string, unknown> | undefined) : undefined;
+  const pushData = body.push_data as Record<string, unknown> | undefined;
+  if (typeof pushData?.pushed_at === 'number') return pushData.pushed_at * 1000;
   const value = body.timestamp ?? body.time ?? first?.timestamp;
   const time = typeof value === 'string' ? Date.parse(value) : NaN;
   return Number.isNaN(time) ? fallback : time;
-}
-
-/** Docker Hub's push webhook body, as the registry's `dockerhub` format writes it. */
-function parseDockerHub(json: unknown, headers: http.IncomingHttpHeaders, now: number): ReadDelivery | null {
-  if (!isObject(json) || !isObject(json.push_data) || !isObject(json.repository)) return null;
-  const { push_data: push, repository } = json;
-  const name = text(repository.repo_name) ?? (text(repository.namespace) && text(repository.name) ? `${repository.namespace}/${repository.name}` : text(repository.name));
-  const callbackUrl = text(json.callback_url);
-  let registry: string | null = null;
-  try {
-    registry = callbackUrl ? new URL(callbackUrl).host : null;
-  } catch {
-    registry = null;
-  }
-  const tag = text(push.tag);
-  const pushedAt = typeof push.pushed_at === 'number' ? push.pushed_at * 1000 : NaN;
-  return {
-    event: {
-      id: header(headers, EVENT_ID_HEADER) ?? '',
-      type: header(headers, EVENT_TYPE_HEADER) ?? (name ? 'tag.created' : PING_EVENT_TYPE),
-      registry,
-      repository: name,
-      tag,
-      digest: null,
-      mediaType: null,
-      reference: registry && name ? `${registry}/${name}${tag ? `:${tag}` : ''}` : null,
-      previousDigest: null,
-      format: 'dockerhub',
-      time: Number.isNaN(pushedAt) ? now : pushedAt,
-      raw: json,
-    },
-    callbackUrl: callbackUrl ?? header(headers, DEPLOY_CALLBACK_HEADER) ?? null,
-  };
-}
-
-function text(value: unknown): string | null {
-  return typeof value === 'string' && value !== '' ? value : null;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

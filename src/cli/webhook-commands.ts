@@ -3,8 +3,9 @@
  * root's database (the server need not run; a running one picks changes up on its next poll).
  *
  *   registry webhook add --url https://deploy.example.com/hook --event tag.created --repository 'team/*' --tag semver:stable
- *   registry webhook list | show ID | update ID --paused | delete ID | ping ID
+ *   registry webhook list | show ID | update ID --paused|--disabled|--active | delete ID | ping ID
  *   registry webhook deliveries ID [--state failed] | delivery ID N | redeliver ID N | redeliver-event ID EVENT | failed
+ *   registry webhook redeliver-all [--subscription ID] [--state failed|delivered] [--since ISO] [--until ISO]
  *
  * A subscription's secret is printed once, when it is created (or given with --secret-stdin).
  * Exit status: 0 done, 1 refused (unknown id, conflict, read-only), 2 bad input.
@@ -59,25 +60,26 @@ interface SubscriptionFlags {
   format?: string;
   paused?: boolean;
   active?: boolean;
+  disabled?: boolean;
   json?: boolean;
 }
 
-/** Runs one command against the webhook service; refusals become a message and an exit status. */
-/** One-line renderings of subscriptions and deliveries (from webhooks/cli-support.ts), and deliveries as the API's JSON. */
+/** Renderings of subscriptions and deliveries (from webhooks/cli-support.ts and webhooks/views.ts). */
 interface Show {
   subscription(subscription: PublicSubscription): string;
   delivery(delivery: Delivery): string;
-  deliveryJson(delivery: Delivery | DeliveryWithAttempts): Record<string, unknown>;
+  deliveryDetail(delivery: Awaited<ReturnType<WebhookService['getDelivery']>>): string[];
+  deliveryJson(delivery: Delivery): Record<string, unknown>;
 }
 
+/** Runs one command against the webhook service; refusals become a message and an exit status. */
 async function withWebhooks(program: Command, run: (webhooks: WebhookService, show: Show) => Promise<void>): Promise<void> {
   const config = loadConfig({ file: program.opts<{ config?: string }>().config });
   // Loaded on use: the rest of the CLI starts without the webhook modules.
-  const { withWebhookService, describeSubscription, describeDelivery } = await import('../webhooks/cli-support.js');
+  const { withWebhookService, describeSubscription, describeDelivery, describeDeliveryDetail } = await import('../webhooks/cli-support.js');
   const { WebhookError } = await import('../webhooks/service.js');
-  // The same JSON as the admin API: times in ISO 8601 like every other command.
-  const { deliveryJson } = await import('../http/routes/webhooks-admin.js');
-  const show: Show = { subscription: describeSubscription, delivery: describeDelivery, deliveryJson };
+  const { deliveryView } = await import('../webhooks/views.js');
+  const show: Show = { subscription: describeSubscription, delivery: describeDelivery, deliveryDetail: describeDeliveryDetail, deliveryJson: deliveryView };
   try {
     await withWebhookService(config, (webhooks) => run(webhooks, show));
   } catch (error) {
@@ -96,8 +98,9 @@ async function fieldsOf(options: SubscriptionFlags): Promise<Record<string, unkn
   if (options.tag) fields.tags = options.tag;
   if (options.header) fields.headers = options.header;
   if (options.format !== undefined) fields.format = options.format;
-  if (options.paused) fields.active = false;
-  if (options.active) fields.active = true;
+  if (options.paused) fields.state = 'paused';
+  if (options.active) fields.state = 'active';
+  if (options.disabled) fields.state = 'disabled';
   return fields;
 }
 
@@ -107,7 +110,7 @@ function subscriptionOptions(command: Command): Command {
     .option('--repository <pattern>', 'repository pattern (team/*, team/**, /regex/); repeatable', collect)
     .option('--tag <pattern>', 'tag pattern (v1.*, semver, semver:stable, /regex/); repeatable', collect)
     .option('--header <name:value>', 'extra request header; repeatable', header)
-    .option('--format <format>', 'native, distribution (registry:2 envelope) or cloudevents')
+    .option('--format <format>', 'native, distribution (registry:2 envelope), cloudevents or dockerhub (Docker Hub webhooks)')
     .option('--secret-stdin', 'read the HMAC secret (at least 16 characters) from standard input')
     .option('--json', 'print JSON');
 }
@@ -157,10 +160,13 @@ export function registerWebhookCommands(program: Command): void {
       .command('update <id>')
       .description('change a subscription (only the options given)')
       .option('--url <url>', 'new endpoint')
-      .option('--paused', 'pause deliveries')
+      .option('--paused', 'pause deliveries: events queue up and go out once active again')
+      .option('--disabled', 'disable: events recorded meanwhile are dropped')
       .option('--active', 'resume deliveries'),
   ).action(async (id: string, options: SubscriptionFlags) => {
-    if (options.paused && options.active) program.error('error: --paused and --active contradict each other', { exitCode: EXIT_USAGE });
+    if ([options.paused, options.active, options.disabled].filter(Boolean).length > 1) {
+      program.error('error: --paused, --disabled and --active contradict each other', { exitCode: EXIT_USAGE });
+    }
     const fields = await fieldsOf(options);
     await withWebhooks(program, async (webhooks, show) => {
       const updated = await webhooks.updateSubscription(id, fields);
@@ -208,10 +214,15 @@ export function registerWebhookCommands(program: Command): void {
 
   webhook
     .command('delivery <id> <delivery>')
-    .description('one delivery with its attempt log (JSON)')
-    .action(async (id: string, delivery: string) => {
+    .description('one delivery: its state, the deploy outcome each agent reported (deploy: succeeded | failed | running), its attempt log')
+    .option('--json', 'print JSON, as the admin API shows it')
+    .action(async (id: string, delivery: string, options: { json?: boolean }) => {
       const number = deliveryNumber(program, delivery);
-      await withWebhooks(program, async (webhooks, show) => print(JSON.stringify(show.deliveryJson(await webhooks.getDelivery(id, number)), null, 2)));
+      await withWebhooks(program, async (webhooks, show) => {
+        const detail = await webhooks.getDelivery(id, number);
+        if (options.json) return print(JSON.stringify(show.deliveryJson(detail), null, 2));
+        for (const line of show.deliveryDetail(detail)) print(line);
+      });
     });
 
   webhook
@@ -227,6 +238,22 @@ export function registerWebhookCommands(program: Command): void {
     .description('queue any outbox event for a subscription, by event id')
     .action(async (id: string, eventId: string) => {
       await withWebhooks(program, async (webhooks, show) => print(`queued ${show.delivery(await webhooks.redeliverEvent(id, eventId))}`));
+    });
+
+  webhook
+    .command('redeliver-all')
+    .description('queue again, oldest first, the failed (or delivered) deliveries of one subscription or all, created in a time range')
+    .option('--subscription <id>', 'only this subscription')
+    .option('--state <state>', 'failed (default) or delivered')
+    .option('--since <time>', 'created at or after this ISO 8601 time')
+    .option('--until <time>', 'created before this ISO 8601 time')
+    .option('--limit <n>', 'at most this many (default 1000, at most 10000)', positiveInt)
+    .action(async (options: { subscription?: string; state?: string; since?: string; until?: string; limit?: number }) => {
+      await withWebhooks(program, async (webhooks) => {
+        const { subscription, ...rest } = options;
+        const result = await webhooks.redeliverMatching({ ...rest, ...(subscription !== undefined ? { subscriptionId: subscription } : {}) });
+        print(`queued ${result.redelivered} deliveries${result.deliveries.length ? `: #${result.deliveries.join(' #')}` : ''}`);
+      });
     });
 
   webhook

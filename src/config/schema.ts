@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { authConfigSchema } from '../auth/config.js';
+import { normaliseRegistryHost } from '../registry/references.js';
 import { webhooksConfigSchema } from '../webhooks/config.js';
 import { lifecycleConfigSchema } from './lifecycle.js';
 import { metadataConfigSchema } from './metadata.js';
@@ -13,6 +14,14 @@ import { uiConfigSchema } from './ui.js';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:/]*):(\d{1,5})$/;
 const MiB = 1024 * 1024;
+
+/** A list of `host[:port]`, as a YAML sequence or one comma-separated string (REGISTRY_HTTP_ALLOWED_HOSTS). */
+const allowedHostsSchema = z
+  .preprocess(
+    (value) => (typeof value === 'string' ? value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '') : value),
+    z.array(z.string().refine((entry) => normaliseRegistryHost(entry) !== null, 'must be a host name or address with an optional :port')),
+  )
+  .default([]);
 
 /** A `host:port` listen address (`[::1]:5000` for IPv6; an empty host listens everywhere). The agent's too. */
 export function listenAddressSchema(example: string) {
@@ -33,6 +42,12 @@ export const configSchema = z
          * address must be given out (token realm, webhook payloads). Unset: derived from requests.
          */
         publicUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+        /**
+         * Hosts (`name` or `name:port`) webhook events may name when publicUrl is unset: a change
+         * made through another host name is reported under the first entry. Empty: any host the
+         * request addressed (docs/webhooks.md, "Which host events name").
+         */
+        allowedHosts: allowedHostsSchema,
         /** TLS, reverse-proxy trust, shutdown deadline (config/operations.ts). */
         ...httpOperationsShape,
       })

@@ -17,12 +17,13 @@ import type { WebhookService } from '../webhooks/service.js';
 import type { HttpAuth } from './auth-middleware.js';
 import { closeAfterEarlyAnswer } from './connection-guards.js';
 import { observeRequests } from './observe-requests.js';
-import { learnPublicOrigin } from './public-origin.js';
+import { recordRequestContext } from './request-context.js';
 import { observePulls } from './pull-events.js';
 import { allowedMethods, matchEndpoint } from './endpoints.js';
 import { registerBaseRoutes } from './routes/base.js';
 import { registerBlobRoutes } from './routes/blobs.js';
 import { browseAccess, registerBrowseRoutes } from './routes/browse.js';
+import { registerEventRoutes } from './routes/events.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerLifecycleAdminRoutes } from './routes/lifecycle-admin.js';
 import { registerListingRoutes } from './routes/listings.js';
@@ -41,8 +42,6 @@ export interface OperationsDependencies {
   readiness?: ReadinessCheck[];
   /** express `trust proxy`: X-Forwarded-Proto/-Host/-For from these proxies are believed. */
   trustProxy?: TrustProxySetting;
-  /** `http.publicUrl`; when unset behind a trusted proxy, webhooks learn the public origin from forwarded requests. */
-  publicUrl?: string;
   /** POST /api/v1/import and GET /api/v1/export/… (behind the admin guard). */
   transfer?: { importer: ImageImporter; exporter: ImageExporter; tempDir: string; maxBytes: number };
   /** True once a graceful shutdown began: responses then close their connections. */
@@ -79,13 +78,13 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
   const metricsSettings = operations.metrics ?? { enabled: true, requireAuth: false };
   const metrics = metricsSettings.enabled ? createMetrics({ ...metricsSettings.sources, stats: registry.stats }) : undefined;
   app.use(observeRequests({ logger, metrics, closing: operations.closing }));
+  app.use(recordRequestContext());
 
   // The registry API first: it carries nearly all traffic, so its requests should not walk past
   // every admin route. Only /v2 paths meet its authentication; anything else falls through.
   const v2 = express.Router({ caseSensitive: true, strict: true });
   if (authenticate) v2.use(authenticate);
   if (webhooks) v2.use(observePulls(webhooks, logger));
-  if (webhooks && operations.trustProxy && !operations.publicUrl) v2.use(learnPublicOrigin(webhooks));
   registerBaseRoutes(v2);
   registerListingRoutes(v2, registry);
   registerUploadRoutes(v2, registry);
@@ -103,7 +102,10 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
     });
   }
   if (auth) app.use(auth.routes);
-  if (webhooks) registerWebhookAdminRoutes(app, webhooks, adminGuard);
+  if (webhooks) {
+    registerWebhookAdminRoutes(app, webhooks, adminGuard);
+    registerEventRoutes(app, webhooks, auth?.requireReader ?? null);
+  }
   if (lifecycle) registerLifecycleAdminRoutes(app, lifecycle, adminGuard);
   if (operations.transfer) registerTransferAdminRoutes(app, { ...operations.transfer, guard: adminGuard });
   if (browse) registerBrowseRoutes(app, browse, auth ? auth.authenticateFor(browseAccess) : (_req, _res, next) => next());

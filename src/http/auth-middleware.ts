@@ -6,7 +6,7 @@
  */
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import { accessDetail, basicChallenge, bearerChallenge } from '../auth/challenge.js';
-import { actorOf, type Principal } from '../auth/principals.js';
+import { actorOf, ANONYMOUS, type Principal } from '../auth/principals.js';
 import { accessAllows, ADMIN_SCOPE } from '../auth/scopes.js';
 import { LoginFailed, LoginThrottled, type AuthService } from '../auth/service.js';
 import { TokenError, type VerifiedToken } from '../auth/tokens.js';
@@ -18,12 +18,13 @@ import { authorization, basicCredentials, clientAddress, throttledError, type Re
 import { requiredAccess, type RequiredAccess } from './required-access.js';
 import type { CallerContext } from './wire.js';
 
-/** What createApp needs from auth: the /v2 guard, the admin guard, and auth's own routes. */
+/** What createApp needs from auth: the /v2 guard, the admin guard, the reader guard, and auth's own routes. */
 export interface HttpAuth {
   authenticate: RequestHandler;
   /** The /v2 guard for other read APIs: the same tokens and checks, for the access `required` names. */
   authenticateFor(required: (req: Request) => RequiredAccess): RequestHandler;
   requireAdmin: RequestHandler;
+  requireReader: RequestHandler;
   routes: Router;
 }
 
@@ -42,6 +43,7 @@ export function createHttpAuth(auth: AuthService, options: HttpAuthOptions = {})
     authenticate: createAuthenticate(auth, realm, (req) => requiredAccess(req.method, req.path)),
     authenticateFor: (required) => createAuthenticate(auth, realm, required),
     requireAdmin,
+    requireReader: createRequireReader(auth),
     routes,
   };
 }
@@ -192,6 +194,48 @@ export function createRequireAdmin(auth: AuthService): RequestHandler {
     }
     if (!principal.admin) throw new RegistryError('DENIED', 'admin role required');
     res.locals.caller = { actor: actorOf(principal), access: UNRESTRICTED_ACCESS } satisfies CallerContext;
+    next();
+  };
+}
+
+/**
+ * Guards read APIs that show each caller only the repositories it may pull (the events
+ * timeline): HTTP Basic with a user's or robot's credentials, a Bearer token this registry or
+ * the external token service issued, or nothing (anonymous: public repositories only). What it
+ * may pull is the account's own right, whatever the token's scopes; `admin` is an admin's Basic
+ * credentials or a token granting `registry:admin:*`. Sets `res.locals.caller`.
+ */
+export function createRequireReader(auth: AuthService): RequestHandler {
+  return async (req, res, next) => {
+    const address = clientAddress(req);
+    const unauthorized = () =>
+      new RegistryError('UNAUTHORIZED', 'valid credentials required', undefined, { headers: { 'WWW-Authenticate': basicChallenge(auth.service) } });
+    const header = authorization(req);
+    let caller: CallerContext;
+    if (header?.scheme === 'bearer') {
+      const verified = verifyOrRefuse(auth, header.credentials, address, unauthorized);
+      const granted = await authorizeToken(auth, verified);
+      if (!granted) throw unauthorized();
+      const principal = granted.principal;
+      const policy = principal ? await auth.policyFor(principal) : null;
+      caller = {
+        actor: principal ? actorOf(principal) : { name: verified.subject || 'anonymous', kind: verified.subject ? 'user' : 'anonymous' },
+        access: policy ? { canPull: (repository) => policy.canPull(repository), canPush: () => false } : granted.access,
+        admin: Boolean(principal?.admin && granted.allows(ADMIN_SCOPE.type, ADMIN_SCOPE.name, '*')),
+      };
+    } else if (header?.scheme === 'basic') {
+      const credentials = basicCredentials(header.credentials);
+      if (!credentials) throw unauthorized();
+      const principal = await loginOrThrow(auth, credentials, address, unauthorized);
+      const policy = await auth.policyFor(principal);
+      caller = { actor: actorOf(principal), access: { canPull: (repository) => policy.canPull(repository), canPush: () => false }, admin: principal.admin };
+    } else if (!header) {
+      const policy = await auth.policyFor(ANONYMOUS);
+      caller = { actor: actorOf(ANONYMOUS), access: { canPull: (repository) => policy.canPull(repository), canPush: () => false }, admin: false };
+    } else {
+      throw unauthorized();
+    }
+    res.locals.caller = caller;
     next();
   };
 }

@@ -5,7 +5,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import { RegistryError } from '../registry/errors.js';
-import { ANONYMOUS_ACTOR, UNRESTRICTED_ACCESS, type Actor, type ByteRange, type RepositoryAccess } from '../registry/ports.js';
+import { ANONYMOUS_ACTOR, UNRESTRICTED_ACCESS, type Actor, type ByteRange, type RepositoryAccess, type RequestContext } from '../registry/ports.js';
 import { assertName } from '../registry/references.js';
 
 /**
@@ -28,10 +28,15 @@ export function responseCompleted(res: ServerResponse & { locals?: Record<string
 export interface CallerContext {
   actor: Actor;
   access: RepositoryAccess;
+  /** Set by guards that decide it (admin, reader): whether the caller is an administrator. */
+  admin?: boolean;
 }
 
+/** The caller, its actor carrying the request context (request-context.ts) its changes' events record. */
 export function caller(res: Response): CallerContext {
-  return (res.locals.caller as CallerContext | undefined) ?? { actor: ANONYMOUS_ACTOR, access: UNRESTRICTED_ACCESS };
+  const context = (res.locals.caller as CallerContext | undefined) ?? { actor: ANONYMOUS_ACTOR, access: UNRESTRICTED_ACCESS };
+  const request = res.locals.requestContext as RequestContext | undefined;
+  return request ? { ...context, actor: { ...context.actor, request } } : context;
 }
 
 /** The repository name captured by a route pattern's first group. */

@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Grant, RefreshTokenRecord, RobotRecord, Role, UserRecord } from '../auth/accounts.js';
 import { REPOSITORY_ACTIONS } from '../auth/scopes.js';
 import type { EventType, RegistryEvent } from '../registry/events.js';
-import type { Actor, ManifestRecord, UploadRecord } from '../registry/ports.js';
+import type { Actor, ManifestRecord, RequestContext, UploadRecord } from '../registry/ports.js';
 
 export interface UserRow {
   id: number;
@@ -58,8 +58,14 @@ export interface EventRow {
   size: number | null;
   previous_digest: string | null;
   actor_name: string;
-  actor_kind: Actor['kind'];
+  actor_kind: string;
   created_at: number;
+  request_id: string | null;
+  request_host: string | null;
+  request_scheme: string | null;
+  request_addr: string | null;
+  request_user_agent: string | null;
+  request_method: string | null;
 }
 
 export interface ManifestRow {
@@ -94,8 +100,13 @@ export interface EventInput {
   actor: Actor;
 }
 
-/** The values of an outbox row, in column order: id, type, repository, tag, digest, media_type, size, previous_digest, actor_name, actor_kind (created_at is each backend's). */
+/** The outbox's columns, in the order {@link eventValues} gives their values (created_at last, each backend's clock). */
+export const EVENT_COLUMNS =
+  'id, type, repository, tag, digest, media_type, size, previous_digest, actor_name, actor_kind, request_id, request_host, request_scheme, request_addr, request_user_agent, request_method, created_at';
+
+/** The values of an outbox row for {@link EVENT_COLUMNS}, all but created_at (a new id each call). */
 export function eventValues(event: EventInput): Array<string | number | null> {
+  const request = event.actor.request;
   return [
     randomUUID(),
     event.type,
@@ -107,6 +118,12 @@ export function eventValues(event: EventInput): Array<string | number | null> {
     event.previousDigest ?? null,
     event.actor.name,
     event.actor.kind,
+    request?.id ?? null,
+    request?.host ?? null,
+    request?.scheme ?? null,
+    request?.addr ?? null,
+    request?.userAgent ?? null,
+    request?.method ?? null,
   ];
 }
 
@@ -176,7 +193,20 @@ export function toRegistryEvent(row: EventRow): RegistryEvent {
     size: row.size,
     previousDigest: row.previous_digest,
     actor: { name: row.actor_name, kind: row.actor_kind },
+    request: requestFromRow(row),
     createdAt: row.created_at,
+  };
+}
+
+function requestFromRow(row: EventRow): RequestContext | null {
+  if (row.request_id === null) return null;
+  return {
+    id: row.request_id,
+    host: row.request_host,
+    scheme: row.request_scheme === 'https' ? 'https' : 'http',
+    addr: row.request_addr,
+    userAgent: row.request_user_agent,
+    method: row.request_method ?? '',
   };
 }
 

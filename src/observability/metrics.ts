@@ -15,6 +15,8 @@ import type { RouteLabel } from './routes.js';
 export interface WebhookDeliveryStats {
   /** Deliveries by state (delivered and failed ones are pruned after webhooks.retentionMs). */
   byState: { pending: number; delivered: number; failed: number };
+  /** Deploy results reported by receivers: the latest report of each (delivery, agent), by status. */
+  deploys: { running: number; succeeded: number; failed: number };
   /** Age of the oldest pending delivery, in seconds (0 when none is pending). */
   oldestPendingSeconds: number;
   /** Outbox events recorded but not yet fanned out into deliveries. */
@@ -128,6 +130,17 @@ export function createMetrics(sources: MetricsSources | RegistryStats): Metrics 
         if (!value) return;
         const { byState } = value;
         for (const state of ['pending', 'delivered', 'failed'] as const) this.set({ state }, byState[state]);
+      },
+    });
+    new Gauge({
+      name: 'registry_webhook_deploys',
+      help: 'Deploy results reported back on webhook deliveries: the latest report of each delivery and agent, by status',
+      labelNames: ['status'],
+      registers: [metrics],
+      async collect() {
+        const value = await read();
+        if (!value) return;
+        for (const status of ['running', 'succeeded', 'failed'] as const) this.set({ status }, value.deploys[status]);
       },
     });
     new Gauge({

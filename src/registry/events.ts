@@ -3,6 +3,8 @@
  * transaction as the change they report. Webhooks read them from there; the domain itself
  * never knows who listens.
  */
+import type { RequestContext } from './ports.js';
+
 export const EVENT_TYPES = [
   'repository.created',
   'tag.created',
@@ -27,6 +29,8 @@ export interface RegistryEvent {
   /** For `tag.updated`: the digest the tag pointed at before. */
   previousDigest: string | null;
   actor: { name: string; kind: string };
+  /** The request that made the change; null for the registry's own changes (retention, GC). */
+  request: RequestContext | null;
   /** Milliseconds since the epoch. */
   createdAt: number;
 }

@@ -172,6 +172,24 @@ export interface Actor {
   name: string;
   /** `system`: the registry itself (garbage collection, retention, fsck). */
   kind: 'user' | 'robot' | 'anonymous' | 'system';
+  /** The request that made the change, recorded with its events; absent for the registry's own changes. */
+  request?: RequestContext;
+}
+
+/**
+ * The request behind a change, as the HTTP layer saw it, in plain values: the domain and
+ * the stores carry it into the change's outbox events without knowing HTTP.
+ */
+export interface RequestContext {
+  /** The request id (X-Request-Id), shared by every event of one request. */
+  id: string;
+  /** The `host[:port]` the client addressed (validated); null when it was missing or malformed. */
+  host: string | null;
+  scheme: 'http' | 'https';
+  /** The client's address. */
+  addr: string | null;
+  userAgent: string | null;
+  method: string;
 }
 
 export interface ManifestPutResult {

@@ -2,6 +2,7 @@
  * The spec's grammar for repository names, tags and digests, and the checks that turn a
  * malformed one into the right error code.
  */
+import { isIP } from 'node:net';
 import { RegistryError } from './errors.js';
 
 const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
@@ -36,6 +37,28 @@ export function assertTag(tag: string): string {
     throw new RegistryError('TAG_INVALID', `invalid tag: ${JSON.stringify(tag.slice(0, 200))}`, { tag });
   }
   return tag;
+}
+
+const HOST_LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+const HOST_NAME = new RegExp(`^${HOST_LABEL}(?:\\.${HOST_LABEL})*$`);
+const HOST_AND_PORT = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/;
+
+/**
+ * The `host[:port]` a client names a registry by (the first part of an image reference), in
+ * lower case: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port from 1 to
+ * 65535; null for anything else (a path, userinfo, spaces, a list, an empty port). Requests
+ * carry it in `Host` or `X-Forwarded-Host`, so it is checked before it reaches an event.
+ */
+export function normaliseRegistryHost(raw: string | undefined | null): string | null {
+  if (typeof raw !== 'string' || raw.length > 270) return null;
+  const match = HOST_AND_PORT.exec(raw.toLowerCase());
+  if (!match) return null;
+  const host = match[1]!;
+  const port = match[2] === undefined ? undefined : Number(match[2]);
+  if (port !== undefined && (port < 1 || port > 65535)) return null;
+  const valid = host.startsWith('[') ? isIP(host.slice(1, -1)) === 6 : host.length <= 253 && (/^[\d.]+$/.test(host) ? isIP(host) === 4 : HOST_NAME.test(host));
+  if (!valid) return null;
+  return port === undefined ? host : `${host}:${port}`;
 }
 
 /** Whether a digest follows the spec's grammar (`algorithm:encoded`), supported algorithm or not. */

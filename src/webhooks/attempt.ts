@@ -3,19 +3,24 @@
  * and decide what happens next (delivered, retry later with backoff, or failed).
  */
 import type { WebhooksConfig } from './config.js';
+import { deployCallbackUrl } from './deploys.js';
 import { formatBody, type FormatOptions } from './formats.js';
 import type { SendResult, WebhookSender } from './outbound.js';
 import {
   ATTEMPT_HEADER,
   DELIVERY_HEADER,
+  DEPLOY_CALLBACK_HEADER,
   EVENT_ID_HEADER,
   EVENT_TYPE_HEADER,
   FLUX_SIGNATURE_HEADER,
+  HUB_SIGNATURE_HEADER,
   SIGNATURE_HEADER,
   sign,
+  signTimestamped,
   TIMESTAMP_HEADER,
+  TIMESTAMP_SIGNATURE_HEADER,
 } from './signing.js';
-import type { AttemptOutcome } from './store.js';
+import type { AttemptOutcome, WebhookStore } from './store.js';
 import type { Delivery, DeliveryAttempt, Subscription } from './types.js';
 
 export const USER_AGENT = 'harbormaster-registry-webhooks/1';
@@ -32,11 +37,14 @@ export const RESERVED_HEADERS = new Set(
     'user-agent',
     SIGNATURE_HEADER,
     FLUX_SIGNATURE_HEADER,
+    HUB_SIGNATURE_HEADER,
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
     DELIVERY_HEADER,
     ATTEMPT_HEADER,
     TIMESTAMP_HEADER,
+    TIMESTAMP_SIGNATURE_HEADER,
+    DEPLOY_CALLBACK_HEADER,
   ].map((name) => name.toLowerCase()),
 );
 
@@ -50,11 +58,13 @@ export async function sendAttempt(
   sender: WebhookSender,
   subscription: Subscription,
   delivery: Delivery,
-  formatOptions: FormatOptions,
+  formatting: FormatSettings,
   now: number,
 ): Promise<AttemptResult> {
   const attemptNumber = delivery.attempts + 1;
   const sentAt = new Date(now);
+  const callbackUrl = deployCallbackUrl(delivery.context.scheme, delivery.payload.registry, subscription.id, delivery.id);
+  const formatOptions: FormatOptions = { ...formatting, scheme: delivery.context.scheme, request: delivery.context.request, callbackUrl };
   const { contentType, body } = formatBody(subscription.format, delivery.payload, sentAt, formatOptions);
   const signature = sign(subscription.secret, body);
   const headers: Record<string, string> = {
@@ -66,8 +76,11 @@ export async function sendAttempt(
     [DELIVERY_HEADER]: String(delivery.id),
     [ATTEMPT_HEADER]: String(attemptNumber),
     [TIMESTAMP_HEADER]: String(Math.floor(now / 1000)),
+    [TIMESTAMP_SIGNATURE_HEADER]: signTimestamped(subscription.secret, now / 1000, body),
     [SIGNATURE_HEADER]: signature,
     [FLUX_SIGNATURE_HEADER]: signature,
+    [HUB_SIGNATURE_HEADER]: signature,
+    [DEPLOY_CALLBACK_HEADER]: callbackUrl,
   };
   const result = await sender.post(subscription.url, headers, body);
   return {
@@ -110,4 +123,39 @@ export function decideOutcome(
   if (result.retryAfterSeconds !== null) delay = Math.max(delay, Math.min(result.retryAfterSeconds * 1000, config.maxBackoffMs));
   // The last try happens at the deadline, then the delivery is given up.
   return { attempt, state: 'pending', nextAttemptAt: Math.min(now + delay, delivery.expiresAt) };
+}
+
+/** What formats need beside the delivery: the CloudEvents type prefix, this node's source record. */
+export type FormatSettings = Pick<FormatOptions, 'cloudEventsTypePrefix' | 'source'>;
+
+export interface AttemptSettings extends BackoffConfig {
+  requestTimeoutMs: number;
+  maxAgeMs: number;
+}
+
+/**
+ * One whole attempt: claim it in the store (counted and logged before anything is sent), send
+ * it, decide and record the outcome. Null when another dispatcher claimed the delivery first.
+ * `final` makes any failure final (pings).
+ */
+export async function runAttempt(
+  store: Pick<WebhookStore, 'beginAttempt' | 'recordAttempt'>,
+  sender: WebhookSender,
+  subscription: Subscription,
+  delivery: Delivery,
+  settings: AttemptSettings,
+  formatting: FormatSettings,
+  now: () => number,
+  options: { final?: boolean; random?: () => number } = {},
+): Promise<AttemptOutcome | null> {
+  const startedAt = now();
+  // Held off for as long as this attempt can take (its timeout), and as long again plus a second
+  // for recording its outcome on a loaded machine; past that the process is taken to have died.
+  const holdUntil = startedAt + 2 * settings.requestTimeoutMs + 1_000;
+  if (!(await store.beginAttempt(delivery.id, delivery.attempts + 1, startedAt, holdUntil, settings.maxAgeMs))) return null;
+  const { result, attempt } = await sendAttempt(sender, subscription, delivery, formatting, startedAt);
+  const expiresAt = options.final ? 0 : delivery.firstAttemptAt === null ? startedAt + settings.maxAgeMs : delivery.expiresAt;
+  const outcome = decideOutcome({ ...delivery, expiresAt }, attempt, result, settings, now(), options.random);
+  await store.recordAttempt(delivery.id, outcome);
+  return outcome;
 }

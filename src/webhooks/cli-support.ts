@@ -8,13 +8,14 @@
  * Every operation of the admin API is a method of WebhookService: listSubscriptions,
  * getSubscription, createSubscription, updateSubscription, deleteSubscription, ping,
  * listDeliveries, getDelivery, redeliver, redeliverEvent, failedDeliveries. Refusals throw
- * WebhookError (kind: invalid, not_found, conflict, read_only).
+ * WebhookError (kind: invalid, unauthorized, not_found, conflict, read_only).
  */
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { openMetadataBackend } from '../metadata/backend.js';
 import { createWebhooks, type PublicSubscription, type WebhookService } from './service.js';
-import type { Delivery } from './types.js';
+import { deployStatusOf } from './deploys.js';
+import type { Delivery, DeliveryWithAttempts, DeployReport } from './types.js';
 
 /** Opens webhooks for one command and closes everything after; the dispatcher is not started. */
 export async function withWebhookService<T>(
@@ -37,7 +38,7 @@ export function describeSubscription(subscription: PublicSubscription): string {
   const list = (values: string[], empty: string) => (values.length ? values.join(',') : empty);
   return [
     subscription.id,
-    subscription.active ? 'active' : 'paused',
+    subscription.state,
     subscription.format,
     subscription.source === 'config' ? '(config)' : '',
     subscription.url,
@@ -49,8 +50,8 @@ export function describeSubscription(subscription: PublicSubscription): string {
     .join('  ');
 }
 
-/** `#id  state  type  repo:tag  attempts=n  last=status/error  event=…` */
-export function describeDelivery(delivery: Delivery): string {
+/** `#id  state  type  repo:tag  attempts=n  last=status/error  deploy=…  event=…` (deploy: when reports were read) */
+export function describeDelivery(delivery: Delivery & { deploys?: DeployReport[] }): string {
   const target = delivery.repository ? `${delivery.repository}${delivery.payload.tag ? `:${delivery.payload.tag}` : ''}` : '-';
   const last = delivery.lastError ?? (delivery.lastStatus !== null ? String(delivery.lastStatus) : '-');
   return [
@@ -60,9 +61,34 @@ export function describeDelivery(delivery: Delivery): string {
     target,
     `attempts=${delivery.attempts}`,
     `last=${last}`,
+    delivery.deploys ? `deploy=${deployStatusOf(delivery.deploys) ?? 'none'}` : '',
     `event=${delivery.eventId}`,
     delivery.state === 'pending' ? `next=${new Date(delivery.nextAttemptAt).toISOString()}` : '',
   ]
     .filter(Boolean)
     .join('  ');
+}
+
+/**
+ * One delivery for a person: its line, `deploy: succeeded | failed | running | none`, each
+ * agent's latest report (with the start of its output when it failed), and the attempt log.
+ */
+export function describeDeliveryDetail(delivery: DeliveryWithAttempts & { deploys: DeployReport[] }): string[] {
+  const lines = [describeDelivery(delivery), `deploy: ${deployStatusOf(delivery.deploys) ?? 'none'}`];
+  for (const report of delivery.deploys) {
+    const facts = [
+      `  ${report.agent}`,
+      report.status,
+      `attempt=${report.attempt}`,
+      report.exitCode !== null ? `exit=${report.exitCode}` : '',
+      report.durationMs !== null ? `duration=${report.durationMs}ms` : '',
+      `reported=${new Date(report.reportedAt).toISOString()}`,
+    ];
+    lines.push(facts.filter(Boolean).join('  '));
+    if (report.status === 'failed' && report.output) lines.push(...report.output.split('\n').slice(-5).map((line) => `    | ${line}`));
+  }
+  for (const attempt of delivery.log) {
+    lines.push(`  attempt ${attempt.attempt}  ${new Date(attempt.at).toISOString()}  ${attempt.error ?? attempt.status ?? '-'}  ${attempt.latencyMs}ms`);
+  }
+  return lines;
 }

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { parseHostRule } from './outbound.js';
-import { SUBSCRIBABLE_EVENT_TYPES, WEBHOOK_FORMATS } from './types.js';
+import { SUBSCRIBABLE_EVENT_TYPES, SUBSCRIPTION_STATES, WEBHOOK_FORMATS } from './types.js';
 
 /** A list given as YAML sequence, or as one comma-separated string (environment variables). */
 const hostList = z.preprocess(
@@ -46,6 +46,9 @@ export const staticSubscriptionSchema = z
     tags: z.array(z.string().min(1).max(256)).default([]),
     headers: z.record(z.string(), z.string()).default({}),
     format: z.enum(WEBHOOK_FORMATS).default('native'),
+    /** `active`, `paused` (events queue up) or `disabled` (events are dropped). */
+    state: z.enum(SUBSCRIPTION_STATES).optional(),
+    /** The older switch: false is `state: paused`. */
     active: z.boolean().default(true),
   })
   .strict()
@@ -63,15 +66,19 @@ export const webhooksConfigSchema = z
     pollIntervalMs: z.number().int().min(10).max(60_000).default(200),
     /** Per-request timeout: connect, send and read the response. */
     requestTimeoutMs: z.number().int().min(100).max(300_000).default(5_000),
-    /** Deliveries in flight at once to one endpoint (scheme://host:port). */
-    maxInFlightPerEndpoint: z.number().int().min(1).max(256).default(4),
+    /**
+     * Deliveries in flight at once to one endpoint (scheme://host:port), over keep-alive
+     * connections; each (subscription, repository) lane has at most one, so this is how many
+     * repositories' events one receiver gets in parallel.
+     */
+    maxInFlightPerEndpoint: z.number().int().min(1).max(256).default(32),
     /** Deliveries in flight at once in total. */
     maxInFlight: z.number().int().min(1).max(4096).default(64),
     /** Delay before the first retry; each further retry doubles it, with jitter. */
     initialBackoffMs: z.number().int().min(1).max(3_600_000).default(1_000),
     /** Longest delay between two attempts. */
     maxBackoffMs: z.number().int().min(1).max(86_400_000).default(300_000),
-    /** Give up on a delivery this long after it was first queued (or redelivered) and mark it failed. */
+    /** Give up on a delivery this long after its first attempt (since queued or redelivered) and mark it failed. */
     maxAgeMs: z.number().int().min(1).max(30 * 86_400_000).default(86_400_000),
     /** Bytes of a response body read (and kept in the delivery log); the rest is discarded. */
     maxResponseBytes: z.number().int().min(0).max(65_536).default(2_048),

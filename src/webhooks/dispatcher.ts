@@ -11,13 +11,14 @@
 import type { Logger } from 'pino';
 import type { RegistryEvent } from '../registry/events.js';
 import type { MetadataStore } from '../registry/ports.js';
-import { decideOutcome, sendAttempt } from './attempt.js';
+import { runAttempt, type FormatSettings } from './attempt.js';
 import type { WebhooksConfig } from './config.js';
-import { indexPlatforms, isIndexMediaType, payloadFromEvent, type FormatOptions } from './formats.js';
+import { indexPlatforms, isIndexMediaType, payloadFromEvent } from './formats.js';
+import { deliveryContextOf, type EventOrigins } from './origin.js';
 import type { WebhookSender } from './outbound.js';
 import type { NewDelivery, WebhookStore } from './store.js';
 import { compileSubscription, type CompiledSubscription } from './subscriptions.js';
-import type { Delivery, EventPayload, Subscription } from './types.js';
+import type { Delivery, DeliveryContext, EventPayload, Subscription } from './types.js';
 
 /** Outbox events read per query, and queries per wake-up (the rest waits for the next one). */
 const OUTBOX_BATCH = 200;
@@ -30,8 +31,10 @@ export interface DispatcherDependencies {
   sender: WebhookSender;
   config: WebhooksConfig;
   logger: Logger;
-  /** The registry's public host and scheme, read when an event is fanned out or sent. */
-  origin: () => { host: string; scheme: 'http' | 'https' };
+  /** Which registry host and scheme an event names, given the request behind it. */
+  origins: EventOrigins;
+  /** The CloudEvents prefix and this node's source record, for formatting. */
+  formatting: FormatSettings;
   now?: () => number;
   random?: () => number;
 }
@@ -46,6 +49,8 @@ export class Dispatcher {
   private readonly perEndpoint = new Map<string, number>();
   private readonly compiled = new Map<string, { updatedAt: number; compiled: CompiledSubscription }>();
   private started = false;
+  /** A due delivery was held back by an in-flight limit: the next completion runs a full pass. */
+  private capped = false;
   private scheduled = false;
   private again = false;
   private tick: Promise<void> | null = null;
@@ -131,7 +136,7 @@ export class Dispatcher {
       for (const event of events) {
         const matching = subscriptions.filter((s) => s.matches(event));
         if (matching.length === 0) continue;
-        const payload = await this.payloadOf(event);
+        const { payload, context } = await this.payloadOf(event);
         for (const { subscription } of matching) {
           deliveries.push({
             subscriptionId: subscription.id,
@@ -139,6 +144,7 @@ export class Dispatcher {
             eventType: event.type,
             repository: event.repository,
             payload,
+            context,
           });
         }
       }
@@ -153,7 +159,8 @@ export class Dispatcher {
   }
 
   private async activeSubscriptions(): Promise<CompiledSubscription[]> {
-    const subscriptions = (await this.store.listSubscriptions()).filter((s) => s.active);
+    // Paused subscriptions get their deliveries queued; disabled ones get none.
+    const subscriptions = (await this.store.listSubscriptions()).filter((s) => s.state !== 'disabled');
     const live = new Set(subscriptions.map((s) => s.id));
     for (const id of this.compiled.keys()) if (!live.has(id)) this.compiled.delete(id);
     return subscriptions.map((subscription) => {
@@ -167,14 +174,18 @@ export class Dispatcher {
     });
   }
 
-  /** The native payload of an outbox event; for an index, its platforms are read from the stored manifest. */
-  async payloadOf(event: RegistryEvent): Promise<EventPayload> {
+  /**
+   * The native payload of an outbox event, naming the host its request addressed, and the
+   * delivery context the other formats need; for an index, its platforms are read from the stored manifest.
+   */
+  async payloadOf(event: RegistryEvent): Promise<{ payload: EventPayload; context: DeliveryContext }> {
     let platforms = null;
     if (event.digest && isIndexMediaType(event.mediaType) && event.type !== 'manifest.deleted') {
       const manifest = await this.deps.metadata.getManifest(event.repository, event.digest);
       if (manifest) platforms = indexPlatforms(manifest.content);
     }
-    return payloadFromEvent(event, this.deps.origin().host, platforms);
+    const origin = this.deps.origins.of(event.request);
+    return { payload: payloadFromEvent(event, origin.host, platforms), context: deliveryContextOf(origin, event.request) };
   }
 
   private async dispatchDue(): Promise<void> {
@@ -182,29 +193,60 @@ export class Dispatcher {
     if (room <= 0) return;
     const due = await this.store.dueDeliveries(this.now(), room + this.inFlight.size);
     for (const { delivery, subscription } of due) {
-      if (this.inFlight.size >= this.config.maxInFlight || !this.started) break;
-      if (this.inFlight.has(delivery.id)) continue;
-      const endpoint = endpointOf(subscription.url);
-      const busy = this.perEndpoint.get(endpoint) ?? 0;
-      if (busy >= this.config.maxInFlightPerEndpoint) continue;
-      this.perEndpoint.set(endpoint, busy + 1);
-      const sending = this.deliver(delivery, subscription)
-        .catch((error: unknown) => this.logger.error({ err: error, delivery: delivery.id }, 'webhook delivery crashed'))
-        .finally(() => {
-          this.inFlight.delete(delivery.id);
-          const left = (this.perEndpoint.get(endpoint) ?? 1) - 1;
-          if (left <= 0) this.perEndpoint.delete(endpoint);
-          else this.perEndpoint.set(endpoint, left);
-          this.notify();
-        });
-      this.inFlight.set(delivery.id, sending);
+      if (this.inFlight.size >= this.config.maxInFlight || !this.started) {
+        this.capped = true;
+        break;
+      }
+      if (!this.inFlight.has(delivery.id)) this.send(delivery, subscription);
+    }
+  }
+
+  /** Starts one delivery unless its endpoint is at its limit (then a later pass starts it). */
+  private send(delivery: Delivery, subscription: Subscription): void {
+    const endpoint = endpointOf(subscription.url);
+    const busy = this.perEndpoint.get(endpoint) ?? 0;
+    if (busy >= this.config.maxInFlightPerEndpoint) {
+      this.capped = true;
+      return;
+    }
+    this.perEndpoint.set(endpoint, busy + 1);
+    const sending = this.deliver(delivery, subscription)
+      .catch((error: unknown) => this.logger.error({ err: error, delivery: delivery.id }, 'webhook delivery crashed'))
+      .finally(() => {
+        this.inFlight.delete(delivery.id);
+        const left = (this.perEndpoint.get(endpoint) ?? 1) - 1;
+        if (left <= 0) this.perEndpoint.delete(endpoint);
+        else this.perEndpoint.set(endpoint, left);
+        void this.continueLane(delivery, subscription);
+      });
+    this.inFlight.set(delivery.id, sending);
+  }
+
+  /**
+   * The delivery of a lane finished: start the lane's next one straight away (one indexed
+   * lookup, not a pass over every lane), so a backlog flows at the receiver's pace. A full pass
+   * runs instead when deliveries were held back by the in-flight limits, or for pings.
+   */
+  private async continueLane(finished: Delivery, subscription: Subscription): Promise<void> {
+    if (this.capped || finished.repository === null || !this.started) {
+      this.capped = false;
+      this.notify();
+      return;
+    }
+    try {
+      const next = await this.store.laneHead(subscription.id, finished.repository, this.now());
+      if (next && this.started && !this.inFlight.has(next.delivery.id) && this.inFlight.size < this.config.maxInFlight) this.send(next.delivery, next.subscription);
+      else if (next) this.notify();
+    } catch (error) {
+      this.logger.error({ err: error }, 'webhook dispatcher could not read the next delivery');
+      this.notify();
     }
   }
 
   private async deliver(delivery: Delivery, subscription: Subscription): Promise<void> {
-    const { result, attempt } = await sendAttempt(this.deps.sender, subscription, delivery, this.formatOptions(), this.now());
-    const outcome = decideOutcome(delivery, attempt, result, this.config, this.now(), this.random);
-    await this.store.recordAttempt(delivery.id, outcome);
+    const outcome = await runAttempt(this.store, this.deps.sender, subscription, delivery, this.config, this.deps.formatting, this.now, { random: this.random });
+    if (!outcome) return;
+    const { attempt } = outcome;
     const context = {
       subscription: subscription.id,
       delivery: delivery.id,
@@ -223,10 +265,6 @@ export class Dispatcher {
     } else {
       this.logger.error({ ...context, error: attempt.error }, 'webhook delivery failed for good');
     }
-  }
-
-  private formatOptions(): FormatOptions {
-    return { scheme: this.deps.origin().scheme, cloudEventsTypePrefix: this.config.cloudEventsTypePrefix };
   }
 
   private async pruneIfDue(): Promise<void> {

@@ -5,16 +5,19 @@
  * - `distribution`: CNCF distribution's notification envelope (`{"events":[…]}`), as Keel's
  *   `/v1/webhooks/registry` and other `registry:2` consumers read it;
  * - `cloudevents`: one CloudEvents 1.0 event in structured JSON mode.
- * Each format also carries the attempt time inside the signed body (`sentAt`, or the
- * CloudEvents extension attribute `sentat`), and {@link parseDelivery} reads all three back.
+ * Native and CloudEvents bodies also carry the attempt time (`sentAt`, the CloudEvents
+ * extension attribute `sentat`); distribution's carries nothing outside its schema (the time
+ * is in X-Registry-Signature-Timestamp). {@link parseDelivery} reads every format back.
  */
 import type { RegistryEvent } from '../registry/events.js';
 import { MEDIA_TYPES } from '../registry/media-types.js';
+import { dockerHubBody, readDockerHub } from './dockerhub.js';
 import {
   PING_EVENT_TYPE,
   PULL_EVENT_TYPE,
   SUBSCRIBABLE_EVENT_TYPES,
   type EventPayload,
+  type DeliveryContext,
   type Platform,
   type SentPayload,
   type WebhookEventType,
@@ -25,10 +28,21 @@ export const DISTRIBUTION_MEDIA_TYPE = 'application/vnd.docker.distribution.even
 export const CLOUDEVENTS_MEDIA_TYPE = 'application/cloudevents+json; charset=utf-8';
 
 export interface FormatOptions {
-  /** Scheme of the registry's public URL, for the absolute URLs some formats carry. */
+  /** Scheme of the registry URL the event names, for the absolute URLs some formats carry. */
   scheme: 'http' | 'https';
   /** CloudEvents `type` prefix: `<prefix>.tag.created`. */
   cloudEventsTypePrefix: string;
+  /** The request that made the change (distribution's `request` record); none for system changes. */
+  request?: DeliveryContext['request'];
+  /** This registry node (distribution's `source` record): `<hostname>:<port>` and a per-process id. */
+  source?: SourceRecord;
+  /** The delivery's deploy callback (Docker Hub's `callback_url`). */
+  callbackUrl?: string;
+}
+
+export interface SourceRecord {
+  addr: string;
+  instanceID: string;
 }
 
 export interface FormattedBody {
@@ -96,6 +110,7 @@ export function indexPlatforms(content: Buffer): Platform[] | null {
 
 /** Whether a format can express an event type (distribution has no repository creation). */
 export function formatSupports(format: WebhookFormat, type: WebhookEventType): boolean {
+  if (format === 'dockerhub') return type === 'tag.created' || type === 'tag.updated' || type === PING_EVENT_TYPE;
   return !(format === 'distribution' && type === 'repository.created');
 }
 
@@ -106,9 +121,11 @@ export function formatBody(format: WebhookFormat, payload: EventPayload, sentAt:
     case 'native':
       return { contentType: 'application/json', body: JSON.stringify({ ...payload, sentAt: sent } satisfies SentPayload) };
     case 'distribution':
-      return { contentType: DISTRIBUTION_MEDIA_TYPE, body: JSON.stringify(distributionEnvelope(payload, sent, options)) };
+      return { contentType: DISTRIBUTION_MEDIA_TYPE, body: JSON.stringify(distributionEnvelope(payload, options)) };
     case 'cloudevents':
       return { contentType: CLOUDEVENTS_MEDIA_TYPE, body: JSON.stringify(cloudEvent(payload, sent, options)) };
+    case 'dockerhub':
+      return { contentType: 'application/json', body: JSON.stringify(dockerHubBody(payload, { scheme: options.scheme, callbackUrl: options.callbackUrl ?? '' })) };
   }
 }
 
@@ -120,10 +137,16 @@ const DISTRIBUTION_ACTIONS: Partial<Record<WebhookEventType, { action: string; m
   [PULL_EVENT_TYPE]: { action: 'pull', method: 'GET' },
 };
 
-function distributionEnvelope(payload: EventPayload, sentAt: string, options: FormatOptions): Record<string, unknown> {
+/**
+ * CNCF distribution's envelope (notifications/event.go), and nothing outside its schema: the
+ * attempt time is in X-Registry-Signature-Timestamp instead. `request` is the request that
+ * made the change (its id shared by every event of that request; for the registry's own
+ * changes, the event id), `source` this node, `actor` `{}` for anonymous as distribution does.
+ */
+function distributionEnvelope(payload: EventPayload, options: FormatOptions): Record<string, unknown> {
   const mapping = DISTRIBUTION_ACTIONS[payload.type];
   // A ping is an empty envelope: valid for every consumer, and it triggers nothing.
-  if (!mapping || payload.repository === null) return { events: [], sentAt };
+  if (!mapping || payload.repository === null) return { events: [] };
   const target: Record<string, unknown> = { repository: payload.repository };
   if (payload.mediaType) target.mediaType = payload.mediaType;
   if (payload.digest) {
@@ -143,12 +166,17 @@ function distributionEnvelope(payload: EventPayload, sentAt: string, options: Fo
         action: mapping.action,
         target,
         // Consumers such as Keel build the image name from request.host + "/" + target.repository.
-        request: { id: payload.id, host: payload.registry, method: mapping.method },
-        actor: { name: payload.actor.name },
-        source: { addr: payload.registry },
+        request: {
+          id: options.request?.id || payload.id,
+          ...(options.request?.addr ? { addr: options.request.addr } : {}),
+          host: payload.registry,
+          method: options.request?.method || mapping.method,
+          useragent: options.request?.userAgent ?? '',
+        },
+        actor: payload.actor.kind === 'anonymous' ? {} : { name: payload.actor.name },
+        source: options.source ? { addr: options.source.addr, instanceID: options.source.instanceID } : {},
       },
     ],
-    sentAt,
   };
 }
 
@@ -196,9 +224,20 @@ export interface ReceivedEvent {
   raw: unknown;
 }
 
-/** Reads a delivery body in any of the three formats; null when it is none of them. */
-export function parseDelivery(json: unknown): ReceivedEvent | null {
+/**
+ * Reads a delivery body in any of the four formats; null when it is none of them. Docker Hub's
+ * body has no event id: pass the X-Registry-Event-Id header as `eventId` (it is used when the
+ * body has none).
+ */
+export function parseDelivery(json: unknown, headers: { eventId?: string } = {}): ReceivedEvent | null {
   if (!isObject(json)) return null;
+  const dockerHub = readDockerHub(json);
+  if (dockerHub) {
+    const type = dockerHub.repository === null ? PING_EVENT_TYPE : 'tag.created';
+    const reference = dockerHub.registry ? imageReference(dockerHub.registry, dockerHub.repository, dockerHub.tag, dockerHub.digest) : null;
+    const { registry, repository, tag, digest } = dockerHub;
+    return { ...emptyReceived(headers.eventId ?? '', type, 'dockerhub', json), registry, repository, tag, digest, reference };
+  }
   if (json.specversion === '1.0' && typeof json.type === 'string' && typeof json.id === 'string') {
     const data = isObject(json.data) ? json.data : {};
     const type = SUBSCRIBABLE_EVENT_TYPES.find((t) => (json.type as string).endsWith(`.${t}`)) ??

@@ -9,6 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import fetch, { FetchError } from 'node-fetch';
+import { redactUrl, redactUrlsIn } from './redaction.js';
 
 export interface DestinationPolicyOptions {
   allowHosts: readonly string[];
@@ -59,16 +60,23 @@ export class DestinationPolicy {
     if (matchesName(this.deny, host)) throw new DestinationRefusedError(`destination host ${host} is denied`);
   }
 
-  /** Checks one resolved (or literal) address of `host`. */
+  /**
+   * Checks one resolved (or literal) address of `host`, judged as every address it reaches: an
+   * unspecified address (0.0.0.0, ::) as loopback, an IPv6 form carrying an IPv4 address
+   * (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96, 6to4 2002::/16) as that IPv4 address.
+   * Denied when any of them is denied; allowed when the name or any of them is allowed.
+   */
   checkAddress(host: string, address: string): void {
-    const ip = normaliseAddress(address);
-    const family = net.isIP(ip) === 6 ? 'ipv6' : 'ipv4';
-    if (this.deny.hasAddresses && this.deny.addresses.check(ip, family)) {
-      throw new DestinationRefusedError(`destination ${host} (${ip}) is denied`);
+    const reached = reachedAddresses(address);
+    const shown = bareHost(address);
+    for (const { ip, family } of reached) {
+      if (this.deny.hasAddresses && this.deny.addresses.check(ip, family)) {
+        throw new DestinationRefusedError(`destination ${host} (${shown}${ip === shown ? '' : `, which reaches ${ip}`}) is denied`);
+      }
     }
     if (this.allowAll || matchesName(this.allow, host)) return;
-    if (this.allow.hasAddresses && this.allow.addresses.check(ip, family)) return;
-    throw new DestinationRefusedError(`destination ${host} (${ip}) is not in webhooks.allowHosts`);
+    if (this.allow.hasAddresses && reached.some(({ ip, family }) => this.allow.addresses.check(ip, family))) return;
+    throw new DestinationRefusedError(`destination ${host} (${shown}) is not in webhooks.allowHosts`);
   }
 
   /** A dns.lookup replacement that refuses denied addresses at connect time. */
@@ -149,10 +157,48 @@ function bareHost(host: string): string {
   return host.replace(/^\[(.*)\]$/, '$1');
 }
 
-/** `::ffff:10.0.0.1` is 10.0.0.1 for the purpose of the lists. */
-function normaliseAddress(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return mapped ? mapped[1]! : address;
+type Reached = { ip: string; family: 'ipv4' | 'ipv6' };
+
+/** The address itself and what it reaches (see {@link DestinationPolicy.checkAddress}). */
+export function reachedAddresses(address: string): Reached[] {
+  // A zone id (fe80::1%eth0) names an interface, not another address.
+  const ip = bareHost(address).replace(/%.*$/, '');
+  if (net.isIP(ip) === 4) return ip === '0.0.0.0' ? [{ ip, family: 'ipv4' }, ...LOOPBACK] : [{ ip, family: 'ipv4' }];
+  const groups = ipv6Groups(ip);
+  if (!groups) return [{ ip, family: 'ipv6' }];
+  const self: Reached = { ip, family: 'ipv6' };
+  if (groups.every((g) => g === 0)) return [self, ...LOOPBACK];
+  const embedded = embeddedIPv4(groups);
+  return embedded ? [self, ...reachedAddresses(embedded)] : [self];
+}
+
+const LOOPBACK: Reached[] = [
+  { ip: '127.0.0.1', family: 'ipv4' },
+  { ip: '::1', family: 'ipv6' },
+];
+
+/** The IPv4 address an IPv6 one carries, in the forms that carry one; null otherwise. */
+function embeddedIPv4(groups: number[]): string | null {
+  const dotted = (high: number, low: number) => `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+  const zeros = (from: number, to: number) => groups.slice(from, to).every((g) => g === 0);
+  if (zeros(0, 5) && groups[5] === 0xffff) return dotted(groups[6]!, groups[7]!); // ::ffff:a.b.c.d, IPv4-mapped
+  if (groups[0] === 0x64 && groups[1] === 0xff9b && zeros(2, 6)) return dotted(groups[6]!, groups[7]!); // 64:ff9b::/96, NAT64
+  if (groups[0] === 0x2002) return dotted(groups[1]!, groups[2]!); // 2002::/16, 6to4
+  if (zeros(0, 6) && !(groups[6] === 0 && groups[7]! <= 1)) return dotted(groups[6]!, groups[7]!); // ::a.b.c.d, IPv4-compatible
+  return null;
+}
+
+/** The eight 16-bit groups of an IPv6 address (a zone id is ignored); null when it is not one. */
+function ipv6Groups(address: string): number[] | null {
+  const bare = address.replace(/%.*$/, '');
+  if (net.isIP(bare) !== 6) return null;
+  // The URL parser writes IPv6 canonically (hex groups, a trailing dotted IPv4 converted), leaving only `::` to expand.
+  const canonical = new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+  const [head, tail] = canonical.includes('::') ? canonical.split('::') : [canonical, undefined];
+  const parse = (part: string | undefined) => (part ? part.split(':').map((g) => parseInt(g, 16)) : []);
+  const front = parse(head);
+  const back = parse(tail);
+  return [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
 }
 
 export interface SendOptions {
@@ -184,10 +230,19 @@ export class WebhookSender {
     private readonly options: SendOptions,
   ) {
     const lookup = policy.lookup();
-    this.httpAgent = new http.Agent({ keepAlive: true, lookup });
-    this.httpsAgent = new https.Agent({ keepAlive: true, lookup });
+    // noDelay: a POST is written as headers then body; with Nagle and the receiver's delayed ACK the
+    // body would wait up to 40 ms on a reused connection.
+    this.httpAgent = new http.Agent({ keepAlive: true, noDelay: true, lookup });
+    this.httpsAgent = new https.Agent({ keepAlive: true, noDelay: true, lookup });
   }
 
+  /**
+   * Posts one delivery. Redirects (when followed at all) are followed here, hop by hop, so each
+   * hop is checked against the policy before connecting (a literal address too, which the
+   * lookup hook never sees), and only within the subscription's origin (scheme, host, port):
+   * the same POST (body, signatures, custom headers) goes to the new path, up to 5 hops. A
+   * redirect to another origin is refused, so nothing signed or secret leaves for another host.
+   */
   async post(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
@@ -196,21 +251,47 @@ export class WebhookSender {
       target = new URL(url);
       this.policy.checkUrl(target);
     } catch (error) {
-      return failure(elapsed(), (error as Error).message, false);
+      return failure(elapsed(), redactUrlsIn((error as Error).message), false);
+    }
+    // fetch refuses URLs with credentials: they become Basic authentication, as curl sends them.
+    if (target.username || target.password) {
+      const credentials = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
+      if (!Object.keys(headers).some((name) => name.toLowerCase() === 'authorization')) {
+        headers = { ...headers, Authorization: `Basic ${Buffer.from(credentials).toString('base64')}` };
+      }
+      target.username = '';
+      target.password = '';
     }
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.options.timeoutMs);
     try {
-      const response = await fetch(target, {
-        method: 'POST',
-        headers,
-        body,
-        redirect: this.options.followRedirects ? 'follow' : 'manual',
-        follow: 5,
-        compress: false,
-        signal: controller.signal,
-        agent: (parsed: URL) => (parsed.protocol === 'https:' ? this.httpsAgent : this.httpAgent),
-      });
+      let response;
+      for (let hop = 0; ; hop++) {
+        response = await fetch(target, {
+          method: 'POST',
+          headers,
+          body,
+          redirect: 'manual',
+          compress: false,
+          signal: controller.signal,
+          agent: (parsed: URL) => (parsed.protocol === 'https:' ? this.httpsAgent : this.httpAgent),
+        });
+        const location = response.headers.get('location');
+        if (!this.options.followRedirects || !REDIRECTS.has(response.status) || location === null) break;
+        let next: URL;
+        try {
+          next = new URL(location, target);
+        } catch {
+          break;
+        }
+        const refusal = hop >= MAX_REDIRECTS ? `more than ${MAX_REDIRECTS} redirects` : next.origin !== target.origin ? 'redirect to another origin refused' : checkRefusal(this.policy, next);
+        if (refusal) {
+          await readCapped(response.body, 0);
+          return failure(elapsed(), `${refusal} (${response.status} to ${redactUrl(next)})`, false, response.status);
+        }
+        await readCapped(response.body, 0);
+        target = next;
+      }
       const responseBody = await readCapped(response.body, this.options.maxResponseBytes);
       const latencyMs = elapsed();
       const status = response.status;
@@ -218,17 +299,15 @@ export class WebhookSender {
       if (status >= 200 && status < 300) {
         return { status, latencyMs, error: null, responseBody, retryable: false, retryAfterSeconds: null };
       }
-      const error =
-        status >= 300 && status < 400
-          ? `redirect (${status}${response.headers.get('location') ? ` to ${response.headers.get('location')}` : ''}) not followed`
-          : `HTTP ${status}`;
+      const location = response.headers.get('location');
+      const error = status >= 300 && status < 400 ? `redirect (${status}${location ? ` to ${redactUrlsIn(location)}` : ''}) not followed` : `HTTP ${status}`;
       return { status, latencyMs, error, responseBody, retryable: status >= 500 || status === 408 || status === 429, retryAfterSeconds };
     } catch (error) {
       const latencyMs = elapsed();
       if (controller.signal.aborted) return failure(latencyMs, `timed out after ${this.options.timeoutMs} ms`, true);
       const refused = findRefusal(error);
-      if (refused) return failure(latencyMs, refused.message, false);
-      return failure(latencyMs, describeNetworkError(error), true);
+      if (refused) return failure(latencyMs, redactUrlsIn(refused.message), false);
+      return failure(latencyMs, redactUrlsIn(describeNetworkError(error)), true);
     } finally {
       clearTimeout(timer);
     }
@@ -240,8 +319,21 @@ export class WebhookSender {
   }
 }
 
-function failure(latencyMs: number, error: string, retryable: boolean): SendResult {
-  return { status: null, latencyMs, error, responseBody: null, retryable, retryAfterSeconds: null };
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
+function failure(latencyMs: number, error: string, retryable: boolean, status: number | null = null): SendResult {
+  return { status, latencyMs, error, responseBody: null, retryable, retryAfterSeconds: null };
+}
+
+function checkRefusal(policy: DestinationPolicy, url: URL): string | null {
+  try {
+    policy.checkUrl(url);
+    return null;
+  } catch (error) {
+    if (error instanceof DestinationRefusedError) return error.message;
+    throw error;
+  }
 }
 
 /** Reads at most `limit` bytes of a body, then drops the connection's remaining bytes. */

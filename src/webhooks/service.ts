@@ -4,30 +4,30 @@
  * dispatcher's lifecycle. Built once per registry by {@link createWebhooks}.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
+import os from 'node:os';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { generateSecret } from '../auth/secrets.js';
 import type { Config } from '../config/schema.js';
 import type { MetadataBackend } from '../metadata/backend.js';
-import type { MetadataStore } from '../registry/ports.js';
-import { decideOutcome, sendAttempt } from './attempt.js';
+import type { MetadataStore, RequestContext } from '../registry/ports.js';
+import { runAttempt } from './attempt.js';
 import type { StaticSubscriptionConfig, WebhooksConfig } from './config.js';
 import { Dispatcher, redactedUrl } from './dispatcher.js';
+import { DeployReports, type WithDeploys } from './deploy-reports.js';
+import { PullEvents, type PullRecord } from './pull-events.js';
+import { syncStaticSubscriptions } from './static-subscriptions.js';
+import { readTimeline, type TimelinePage, type TimelineQuery, type TimelineViewer } from './timeline.js';
+import { WebhookError } from './errors.js';
 import { PatternError } from './filters.js';
-import { imageReference, type FormatOptions } from './formats.js';
+import type { SourceRecord } from './formats.js';
+import { EventOrigins } from './origin.js';
 import { DestinationPolicy, DestinationRefusedError, WebhookSender } from './outbound.js';
+import { keepRedacted, redactHeaders, redactUrl } from './redaction.js';
 import type { DeliveryStats, WebhookStore } from './store.js';
-import {
-  compileSubscription,
-  subscriptionInputSchema,
-  subscriptionPatchSchema,
-  validateSubscriptionPatterns,
-  type CompiledSubscription,
-} from './subscriptions.js';
+import { subscriptionInputSchema, subscriptionPatchSchema, validateSubscriptionPatterns } from './subscriptions.js';
 import {
   PING_EVENT_TYPE,
-  PULL_EVENT_TYPE,
   type Delivery,
   type DeliveryAttempt,
   type DeliveryState,
@@ -36,35 +36,15 @@ import {
   type Subscription,
 } from './types.js';
 
-export type WebhookErrorKind = 'invalid' | 'not_found' | 'conflict' | 'read_only';
+export { WebhookError, type WebhookErrorKind } from './errors.js';
+export type { PullRecord } from './pull-events.js';
 
-/** A refusal the API turns into 400, 404 or 409. */
-export class WebhookError extends Error {
-  constructor(
-    readonly kind: WebhookErrorKind,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'WebhookError';
-  }
-}
-
-/** A subscription as the API shows it: everything but the secret. */
+/** A subscription as the API shows it: everything but the secret; `active` is `state === 'active'` (the older field). */
 export type PublicSubscription = Omit<Subscription, 'secret' | 'startSeq' | 'createdAt' | 'updatedAt'> & {
+  active: boolean;
   createdAt: string;
   updatedAt: string;
 };
-
-export interface PullRecord {
-  repository: string;
-  /** The tag or digest the client asked for. */
-  reference: string;
-  digest: string;
-  mediaType: string | null;
-  size: number | null;
-  actor: { name: string; kind: string };
-}
 
 export interface PingResult {
   delivery: Delivery;
@@ -78,23 +58,25 @@ export interface WebhooksOptions {
   metadata: Pick<MetadataStore, 'readEvents' | 'getManifest'>;
   config: WebhooksConfig;
   logger: Logger;
-  /** The registry's public base URL; until set, `http://<listen address>`. */
-  publicUrl: string;
+  /** Which registry host and scheme each event names (http.publicUrl, the request's host, allowedHosts). */
+  origins: EventOrigins;
+  /** The configured listen port (this node's `source.addr` until the server says which it bound). */
+  listenPort: string;
   now?: () => number;
 }
-
-const PULL_CACHE_MS = 2_000;
 
 export class WebhookService {
   readonly store: WebhookStore;
   readonly sender: WebhookSender;
   readonly dispatcher: Dispatcher;
   readonly policy: DestinationPolicy;
-  private origin: { host: string; scheme: 'http' | 'https' };
+  readonly origins: EventOrigins;
+  /** Deploy reports posted back by receivers, and their attachment to deliveries. */
+  readonly deploys: DeployReports;
   private readonly now: () => number;
-  private pullSubscriptions: CompiledSubscription[] = [];
-  private pullCacheAt = -Infinity;
-  private pullRefresh: Promise<void> | null = null;
+  private readonly pulls: PullEvents;
+  /** This node as distribution's `source` record names it: `<hostname>:<port>` and an id per process start. */
+  private readonly formatting: { cloudEventsTypePrefix: string; source: SourceRecord };
 
   constructor(private readonly options: WebhooksOptions) {
     this.store = options.store;
@@ -105,31 +87,42 @@ export class WebhookService {
       followRedirects: options.config.followRedirects,
     });
     this.now = options.now ?? Date.now;
-    this.origin = parseOrigin(options.publicUrl);
+    this.origins = options.origins;
+    this.formatting = {
+      cloudEventsTypePrefix: options.config.cloudEventsTypePrefix,
+      source: { addr: sourceAddress(options.listenPort), instanceID: randomUUID() },
+    };
+    this.deploys = new DeployReports(this.store, this.now);
+    this.pulls = new PullEvents({
+      store: this.store,
+      origins: this.origins,
+      logger: options.logger,
+      now: this.now,
+      maxAgeMs: options.config.maxAgeMs,
+      queued: () => this.dispatcher.notify(),
+    });
     this.dispatcher = new Dispatcher({
       store: this.store,
       metadata: options.metadata,
       sender: this.sender,
       config: options.config,
       logger: options.logger.child({ component: 'webhooks' }),
-      origin: () => this.origin,
+      origins: this.origins,
+      formatting: this.formatting,
       now: this.now,
     });
   }
 
-  /** The host and scheme events name the registry by (`http.publicUrl`, else the listen address). */
-  setPublicUrl(url: string): void {
-    this.origin = parseOrigin(url);
-  }
-
-  get publicHost(): string {
-    return this.origin.host;
+  /** Once the server listens: the address that names the registry's own events when nothing better does, and this node's port. */
+  listening(url: string): void {
+    this.origins.listening(url);
+    this.formatting.source.addr = sourceAddress(new URL(url).port || (url.startsWith('https:') ? '443' : '80'));
   }
 
   /** Brings config-declared subscriptions in step with the config, then starts delivering (when enabled). */
   async start(): Promise<void> {
     await this.syncStaticSubscriptions(this.options.config.subscriptions);
-    await this.refreshPullSubscriptions();
+    await this.pulls.refresh();
     if (this.options.config.enabled) this.dispatcher.start();
   }
 
@@ -165,18 +158,19 @@ export class WebhookService {
     if (await this.store.getSubscription(id)) throw new WebhookError('conflict', `a subscription with id ${id} exists`);
     const secret = fields.secret ?? generateSecret();
     const created = await this.store.createSubscription({ ...fields, id, secret, source: 'api' }, this.now());
-    this.invalidatePullCache();
+    this.pulls.invalidate();
     return { ...toPublic(created), secret };
   }
 
   async updateSubscription(id: string, input: unknown): Promise<PublicSubscription> {
-    const patch = parse(subscriptionPatchSchema, input);
     const current = await this.existing(id);
+    // What the API showed redacted, sent back unchanged, keeps the stored value.
+    const patch = keepRedacted(parse(subscriptionPatchSchema, input), current);
     if (current.source === 'config') throw readOnly(id);
     this.checkFields(patch);
     const updated = await this.store.updateSubscription(id, patch, this.now());
     if (!updated) throw notFound(id);
-    this.invalidatePullCache();
+    this.pulls.invalidate();
     this.dispatcher.notify();
     return toPublic(updated);
   }
@@ -185,17 +179,18 @@ export class WebhookService {
     const current = await this.existing(id);
     if (current.source === 'config') throw readOnly(id);
     await this.store.deleteSubscription(id);
-    this.invalidatePullCache();
+    this.pulls.invalidate();
   }
 
-  /** Sends a `ping` right away (one attempt, no retry) and logs it as a delivery. */
-  async ping(id: string): Promise<PingResult> {
+  /** Sends a `ping` right away (one attempt, no retry) and logs it as a delivery; it names the host `request` addressed. */
+  async ping(id: string, request?: RequestContext): Promise<PingResult> {
     const subscription = await this.existing(id);
+    const origin = this.origins.of(request);
     const payload: EventPayload = {
       id: randomUUID(),
       type: PING_EVENT_TYPE,
       timestamp: new Date(this.now()).toISOString(),
-      registry: this.origin.host,
+      registry: origin.host,
       repository: null,
       tag: null,
       digest: null,
@@ -210,34 +205,43 @@ export class WebhookService {
     // process to die meanwhile, the dispatcher would send it once, late, and not retry it).
     const now = this.now();
     const delivery = await this.store.insertDelivery(
-      { subscriptionId: id, eventId: payload.id, eventType: PING_EVENT_TYPE, repository: null, payload, dueAt: now + this.options.config.requestTimeoutMs + 60_000 },
+      {
+        subscriptionId: id,
+        eventId: payload.id,
+        eventType: PING_EVENT_TYPE,
+        repository: null,
+        payload,
+        context: { scheme: origin.scheme, request: null },
+        dueAt: now + this.options.config.requestTimeoutMs + 60_000,
+      },
       now,
       now,
     );
     if (!delivery) throw notFound(id);
-    const { result, attempt } = await sendAttempt(this.sender, subscription, delivery, this.formatOptions(), this.now());
     // A ping is a test: its outcome is final whatever it was.
-    const outcome = decideOutcome({ ...delivery, expiresAt: 0 }, attempt, result, this.options.config, this.now());
-    await this.store.recordAttempt(delivery.id, outcome);
+    const outcome = await runAttempt(this.store, this.sender, subscription, delivery, this.options.config, this.formatting, this.now, { final: true });
+    if (!outcome) throw new Error(`ping delivery ${delivery.id} was claimed by another dispatcher`);
+    const { attempt } = outcome;
     return { delivery: { ...delivery, state: outcome.state, attempts: attempt.attempt, lastStatus: attempt.status, lastError: attempt.error }, attempt, ok: outcome.state === 'delivered' };
   }
 
-  /** A subscription's deliveries, newest first. */
-  async listDeliveries(id: string, query: { state?: DeliveryState; limit?: number; before?: number } = {}): Promise<Delivery[]> {
+  /** A subscription's deliveries, newest first, with their deploy reports. */
+  async listDeliveries(id: string, query: { state?: DeliveryState; limit?: number; before?: number } = {}): Promise<Array<WithDeploys<Delivery>>> {
     await this.existing(id);
-    return this.store.listDeliveries({ subscriptionId: id, state: query.state, limit: clampLimit(query.limit), beforeId: query.before });
+    return this.deploys.attach(await this.store.listDeliveries({ subscriptionId: id, state: query.state, limit: clampLimit(query.limit), beforeId: query.before }));
   }
 
   /** Failed deliveries of every subscription, newest first. */
-  async failedDeliveries(query: { limit?: number; before?: number } = {}): Promise<Delivery[]> {
-    return this.store.listDeliveries({ state: 'failed', limit: clampLimit(query.limit), beforeId: query.before });
+  async failedDeliveries(query: { limit?: number; before?: number } = {}): Promise<Array<WithDeploys<Delivery>>> {
+    return this.deploys.attach(await this.store.listDeliveries({ state: 'failed', limit: clampLimit(query.limit), beforeId: query.before }));
   }
 
-  /** One delivery with its attempt log. */
-  async getDelivery(id: string, deliveryId: number): Promise<DeliveryWithAttempts> {
+  /** One delivery with its attempt log and deploy reports. */
+  async getDelivery(id: string, deliveryId: number): Promise<WithDeploys<DeliveryWithAttempts>> {
     const delivery = await this.store.getDelivery(deliveryId);
     if (!delivery || delivery.subscriptionId !== id) throw new WebhookError('not_found', `subscription ${id} has no delivery ${deliveryId}`);
-    return delivery;
+    const [withDeploys] = await this.deploys.attach([delivery]);
+    return withDeploys!;
   }
 
   /** Queues a delivery again, due now, with the same event id; its log keeps the earlier attempts. */
@@ -248,6 +252,23 @@ export class WebhookService {
     if (!requeued) throw new WebhookError('not_found', `subscription ${id} has no delivery ${deliveryId}`);
     this.dispatcher.notify();
     return requeued;
+  }
+
+  /**
+   * Queues again, oldest first, the failed (or delivered) deliveries of one subscription or all,
+   * created in [since, until): after an outage, one call sends the whole backlog again, in order.
+   */
+  async redeliverMatching(input: unknown): Promise<{ redelivered: number; deliveries: number[] }> {
+    const query = parse(bulkRedeliverySchema, input);
+    if (query.subscriptionId !== undefined) await this.existing(query.subscriptionId);
+    const now = this.now();
+    const ids = await this.store.requeueMatching(
+      { ...query, since: query.since === undefined ? undefined : Date.parse(query.since), until: query.until === undefined ? undefined : Date.parse(query.until) },
+      now,
+      now + this.options.config.maxAgeMs,
+    );
+    if (ids.length > 0) this.dispatcher.notify();
+    return { redelivered: ids.length, deliveries: ids };
   }
 
   /**
@@ -263,7 +284,7 @@ export class WebhookService {
     if (!event || event.id !== eventId) throw new WebhookError('not_found', `no event ${eventId} in the outbox`);
     const now = this.now();
     const delivery = await this.store.insertDelivery(
-      { subscriptionId: id, eventId, eventType: event.type, repository: event.repository, payload: await this.dispatcher.payloadOf(event) },
+      { subscriptionId: id, eventId, eventType: event.type, repository: event.repository, ...(await this.dispatcher.payloadOf(event)) },
       now,
       now + this.options.config.maxAgeMs,
     );
@@ -272,83 +293,31 @@ export class WebhookService {
     return delivery;
   }
 
-  /** Whether any active subscription asks for pulls (cached for a moment; cheap on the hot path). */
-  wantsPulls(): boolean {
-    if (this.now() - this.pullCacheAt > PULL_CACHE_MS) void this.refreshPullSubscriptions();
-    return this.pullSubscriptions.length > 0;
+  /** The events timeline: outbox events newest first with their deploy results (and deliveries, for admins). */
+  timeline(query: TimelineQuery, viewer: TimelineViewer): Promise<TimelinePage> {
+    return readTimeline(this.store, this.deploys, query, viewer);
   }
 
-  /** Queues `manifest.pulled` for the subscriptions that asked for it. Best effort: not in the outbox. */
-  async recordPull(pull: PullRecord): Promise<void> {
-    const tag = pull.reference.includes(':') ? null : pull.reference;
-    const event = { type: PULL_EVENT_TYPE, repository: pull.repository, tag } as const;
-    const matching = this.pullSubscriptions.filter((s) => s.matches(event));
-    if (matching.length === 0) return;
-    const now = this.now();
-    const payload: EventPayload = {
-      id: randomUUID(),
-      type: PULL_EVENT_TYPE,
-      timestamp: new Date(now).toISOString(),
-      registry: this.origin.host,
-      repository: pull.repository,
-      tag,
-      digest: pull.digest,
-      mediaType: pull.mediaType,
-      size: pull.size,
-      platforms: null,
-      reference: imageReference(this.origin.host, pull.repository, tag, pull.digest),
-      actor: pull.actor,
-      previousDigest: null,
-    };
-    for (const { subscription } of matching) {
-      await this.store.insertDelivery(
-        { subscriptionId: subscription.id, eventId: payload.id, eventType: PULL_EVENT_TYPE, repository: pull.repository, payload },
-        now,
-        now + this.options.config.maxAgeMs,
-      );
-    }
-    this.dispatcher.notify();
+  /** Whether any subscription asks for pulls (cheap: on the hot path of every manifest GET). */
+  wantsPulls(): boolean {
+    return this.pulls.wanted();
+  }
+
+  /** Queues `manifest.pulled` for the subscriptions that asked for it (best effort: not in the outbox). */
+  recordPull(pull: PullRecord): Promise<void> {
+    return this.pulls.record(pull);
   }
 
   /**
-   * Makes the config-declared subscriptions exist as declared: creates new ones, updates
-   * changed ones, deletes ones no longer declared. An id already used by an API-created
-   * subscription is an error.
+   * Makes the config-declared subscriptions exist as declared (static-subscriptions.ts); each
+   * is checked as an API-created one would be.
    */
   async syncStaticSubscriptions(declared: StaticSubscriptionConfig[]): Promise<void> {
-    const existing = new Map((await this.store.listSubscriptions()).map((s) => [s.id, s]));
-    const now = this.now();
-    for (const entry of declared) {
-      const fields = {
-        url: entry.url,
-        secret: entry.secret ?? readSecretFile(entry.secretFile!, entry.id),
-        events: entry.events,
-        repositories: entry.repositories,
-        tags: entry.tags,
-        headers: entry.headers,
-        format: entry.format,
-        active: entry.active,
-      };
-      try {
-        this.checkFields(fields);
-        parse(subscriptionPatchSchema, { ...fields });
-      } catch (error) {
-        throw new Error(`webhooks.subscriptions ${entry.id}: ${(error as Error).message}`);
-      }
-      const current = existing.get(entry.id);
-      if (!current) {
-        await this.store.createSubscription({ ...fields, id: entry.id, source: 'config' }, now);
-      } else if (current.source !== 'config') {
-        throw new Error(`webhooks.subscriptions ${entry.id}: the id is taken by a subscription created through the API`);
-      } else if (!sameFields(current, fields)) {
-        await this.store.updateSubscription(entry.id, fields, now);
-      }
-    }
-    const declaredIds = new Set(declared.map((entry) => entry.id));
-    for (const subscription of existing.values()) {
-      if (subscription.source === 'config' && !declaredIds.has(subscription.id)) await this.store.deleteSubscription(subscription.id);
-    }
-    this.invalidatePullCache();
+    await syncStaticSubscriptions(this.store, declared, this.now(), (fields) => {
+      this.checkFields(fields);
+      parse(subscriptionPatchSchema, { ...fields });
+    });
+    this.pulls.invalidate();
   }
 
   private async existing(id: string): Promise<Subscription> {
@@ -374,32 +343,6 @@ export class WebhookService {
       }
     }
   }
-
-  private formatOptions(): FormatOptions {
-    return { scheme: this.origin.scheme, cloudEventsTypePrefix: this.options.config.cloudEventsTypePrefix };
-  }
-
-  private invalidatePullCache(): void {
-    this.pullCacheAt = -Infinity;
-    void this.refreshPullSubscriptions();
-  }
-
-  private refreshPullSubscriptions(): Promise<void> {
-    this.pullRefresh ??= (async () => {
-      try {
-        const subscriptions = await this.store.listSubscriptions();
-        this.pullSubscriptions = subscriptions
-          .filter((s) => s.active && s.events.includes(PULL_EVENT_TYPE))
-          .map(compileSubscription);
-        this.pullCacheAt = this.now();
-      } catch (error) {
-        this.options.logger.warn({ err: error }, 'could not read webhook subscriptions');
-      } finally {
-        this.pullRefresh = null;
-      }
-    })();
-    return this.pullRefresh;
-  }
 }
 
 /** The webhook service of a registry configuration, over its metadata backend (the server's and the CLI's). */
@@ -413,25 +356,32 @@ export function createWebhooks(
     metadata: backend.metadata,
     config: config.webhooks,
     logger,
-    publicUrl: defaultPublicUrl(config.http.publicUrl, config.http.addr),
+    listenPort: config.http.addr.slice(config.http.addr.lastIndexOf(':') + 1),
+    origins: new EventOrigins({
+      publicUrl: config.http.publicUrl,
+      allowedHosts: config.http.allowedHosts,
+      listenAddress: config.http.addr,
+      tls: Boolean(config.http.tls.certificate),
+    }),
   });
 }
 
-/** The public URL to assume before listening: `http.publicUrl`, else `http://<listen address>`. */
-function defaultPublicUrl(publicUrl: string | undefined, listenAddress: string): string {
-  if (publicUrl) return publicUrl;
-  const colon = listenAddress.lastIndexOf(':');
-  return `http://${listenAddress.slice(0, colon) || '0.0.0.0'}:${listenAddress.slice(colon + 1)}`;
+/** `<hostname>:<port>`, as distribution fills its `source.addr`. */
+function sourceAddress(port: string): string {
+  return `${os.hostname()}:${port}`;
 }
 
-function parseOrigin(url: string): { host: string; scheme: 'http' | 'https' } {
-  const parsed = new URL(url);
-  return { host: parsed.host, scheme: parsed.protocol === 'https:' ? 'https' : 'http' };
-}
-
+/** Header values and URL credentials or query values are write-only: shown as `***` (redaction.ts). */
 function toPublic(subscription: Subscription): PublicSubscription {
   const { secret: _secret, startSeq: _startSeq, createdAt, updatedAt, ...rest } = subscription;
-  return { ...rest, createdAt: new Date(createdAt).toISOString(), updatedAt: new Date(updatedAt).toISOString() };
+  return {
+    ...rest,
+    url: redactUrl(rest.url),
+    headers: redactHeaders(rest.headers),
+    active: rest.state === 'active',
+    createdAt: new Date(createdAt).toISOString(),
+    updatedAt: new Date(updatedAt).toISOString(),
+  };
 }
 
 function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
@@ -442,6 +392,19 @@ function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
   throw new WebhookError('invalid', first ? `${first.path || 'body'}: ${first.message}` : 'invalid subscription', { issues });
 }
 
+/** What a bulk redelivery selects: by subscription, state (failed by default) and creation time. */
+const bulkRedeliverySchema = z
+  .object({
+    subscriptionId: z.string().min(1).max(128).optional(),
+    state: z.enum(['failed', 'delivered']).default('failed'),
+    since: z.iso.datetime({ offset: true }).optional(),
+    until: z.iso.datetime({ offset: true }).optional(),
+    /** At most this many per call (oldest first); call again for more. */
+    limit: z.number().int().min(1).max(10_000).default(1_000),
+  })
+  .strict()
+  .refine((q) => q.since === undefined || q.until === undefined || Date.parse(q.since) < Date.parse(q.until), { message: 'since must be before until', path: ['until'] });
+
 function notFound(id: string): WebhookError {
   return new WebhookError('not_found', `no webhook subscription ${id}`);
 }
@@ -450,28 +413,8 @@ function readOnly(id: string): WebhookError {
   return new WebhookError('read_only', `subscription ${id} is declared in the config file; change it there`);
 }
 
-function readSecretFile(file: string, id: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-  } catch (error) {
-    throw new Error(`webhooks.subscriptions ${id}: cannot read secretFile: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-}
-
 function clampLimit(limit: number | undefined): number {
   if (limit === undefined || !Number.isFinite(limit)) return 50;
   return Math.max(1, Math.min(500, Math.floor(limit)));
 }
 
-function sameFields(current: Subscription, fields: Omit<Subscription, 'id' | 'source' | 'startSeq' | 'createdAt' | 'updatedAt'>): boolean {
-  return (
-    current.url === fields.url &&
-    current.secret === fields.secret &&
-    current.format === fields.format &&
-    current.active === fields.active &&
-    JSON.stringify(current.events) === JSON.stringify(fields.events) &&
-    JSON.stringify(current.repositories) === JSON.stringify(fields.repositories) &&
-    JSON.stringify(current.tags) === JSON.stringify(fields.tags) &&
-    JSON.stringify(current.headers) === JSON.stringify(fields.headers)
-  );
-}

@@ -10,8 +10,10 @@ import { RESERVED_HEADERS } from './attempt.js';
 import {
   DEFAULT_EVENT_TYPES,
   SUBSCRIBABLE_EVENT_TYPES,
+  SUBSCRIPTION_STATES,
   WEBHOOK_FORMATS,
   type Subscription,
+  type SubscriptionState,
   type SubscribableEventType,
 } from './types.js';
 
@@ -44,9 +46,13 @@ export const subscriptionInputSchema = z
     tags: patternList.default([]),
     headers: headersSchema.default({}),
     format: z.enum(WEBHOOK_FORMATS).default('native'),
-    active: z.boolean().default(true),
+    state: z.enum(SUBSCRIPTION_STATES).optional(),
+    /** The older switch: true is `state: active`, false `state: paused`. */
+    active: z.boolean().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine(stateAgreesWithActive)
+  .transform(({ active, ...fields }) => ({ ...fields, state: fields.state ?? stateOf(active) ?? ('active' as const) }));
 
 /** What a client sends to change a subscription: any subset of the fields, id excepted. */
 export const subscriptionPatchSchema = z
@@ -58,9 +64,22 @@ export const subscriptionPatchSchema = z
     tags: patternList.optional(),
     headers: headersSchema.optional(),
     format: z.enum(WEBHOOK_FORMATS).optional(),
+    state: z.enum(SUBSCRIPTION_STATES).optional(),
     active: z.boolean().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine(stateAgreesWithActive)
+  .transform(({ active, ...fields }) => ({ ...fields, state: fields.state ?? stateOf(active) }));
+
+function stateOf(active: boolean | undefined): SubscriptionState | undefined {
+  return active === undefined ? undefined : active ? 'active' : 'paused';
+}
+
+function stateAgreesWithActive(fields: { state?: SubscriptionState; active?: boolean }, ctx: z.RefinementCtx): void {
+  if (fields.state !== undefined && fields.active !== undefined && (fields.state === 'active') !== fields.active) {
+    ctx.addIssue({ code: 'custom', path: ['active'], message: `contradicts state ${fields.state}` });
+  }
+}
 
 /** Throws PatternError naming the first malformed repository or tag pattern. */
 export function validateSubscriptionPatterns(fields: { repositories?: string[]; tags?: string[] }): void {

@@ -18,8 +18,16 @@ export type WebhookEventType = SubscribableEventType | typeof PING_EVENT_TYPE;
 /** A subscription with no `events` gets these: every change, but not pulls. */
 export const DEFAULT_EVENT_TYPES: readonly EventType[] = EVENT_TYPES;
 
-export const WEBHOOK_FORMATS = ['native', 'distribution', 'cloudevents'] as const;
+export const WEBHOOK_FORMATS = ['native', 'distribution', 'cloudevents', 'dockerhub'] as const;
 export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
+
+/**
+ * `active`: events are delivered. `paused`: events are queued (deliveries recorded, not sent)
+ * and go out, in order, once active again. `disabled`: events recorded meanwhile are dropped
+ * (no delivery is ever made for them); deliveries queued before stay queued.
+ */
+export const SUBSCRIPTION_STATES = ['active', 'paused', 'disabled'] as const;
+export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
 
 export interface Platform {
   os: string;
@@ -73,7 +81,7 @@ export interface Subscription {
   /** Extra request headers (for receivers that check a static token). */
   headers: Record<string, string>;
   format: WebhookFormat;
-  active: boolean;
+  state: SubscriptionState;
   /** `config`: declared in the config file, read-only through the API. */
   source: 'api' | 'config';
   /** Outbox position when the subscription was created: older events are not delivered to it. */
@@ -104,12 +112,50 @@ export interface Delivery {
   state: DeliveryState;
   attempts: number;
   nextAttemptAt: number;
+  /** When the delivery is given up; counted from its first attempt (provisional until then). */
   expiresAt: number;
+  /** The first attempt since it was queued or redelivered: the start of its `maxAgeMs`; null before it. */
+  firstAttemptAt: number | null;
   createdAt: number;
   updatedAt: number;
   lastStatus: number | null;
   lastError: string | null;
   payload: EventPayload;
+  context: DeliveryContext;
+}
+
+/**
+ * What a delivery keeps beside its payload for the formats that say more than the native one:
+ * the scheme of the registry URL the event names, and the request that made the change
+ * (distribution's `request` record). Fixed at fan-out, like the payload.
+ */
+export interface DeliveryContext {
+  scheme: 'http' | 'https';
+  /** Null for the registry's own changes (retention, GC) and for pings. */
+  request: { id: string; addr: string | null; userAgent: string | null; method: string } | null;
+}
+
+export const DEPLOY_STATUSES = ['running', 'succeeded', 'failed'] as const;
+export type DeployStatus = (typeof DEPLOY_STATUSES)[number];
+
+/** The latest report of one agent about the deploy of one delivery (docs/webhooks.md, "Deploy results"). */
+export interface DeployReport {
+  agent: string;
+  status: DeployStatus;
+  /** The agent's run attempt, 1-based. */
+  attempt: number;
+  exitCode: number | null;
+  durationMs: number | null;
+  /** The last ≤4096 characters of the command's combined output. */
+  output: string | null;
+  /** Milliseconds since the epoch, as the agent reported them. */
+  startedAt: number;
+  finishedAt: number | null;
+  /** When the agent sent this report (its clock) and when the registry recorded it (ours). */
+  sentAt: number;
+  reportedAt: number;
+  /** How many reports this agent sent about this delivery. */
+  reports: number;
 }
 
 export interface DeliveryWithAttempts extends Delivery {

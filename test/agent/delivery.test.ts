@@ -49,8 +49,9 @@ describe('delivery authentication (shared contract 2)', () => {
       ['stale timestamp, fresh sentAt', { timestamp: now() - 600 }],
       ['stale sentAt, fresh timestamp', { sentAt: stale, timestamp: true }],
     ] as const;
-    for (const [what, options] of accepted) {
-      const payload = event({ tag: what.replace(/[^A-Za-z0-9]+/g, '-') });
+    for (const [index, [what, options]] of accepted.entries()) {
+      // A repository each: deploys of one repository coalesce (newest wins), and every one must run.
+      const payload = event({ repository: `team/app-${index}`, tag: what.replace(/[^A-Za-z0-9]+/g, '-') });
       const body = 'body' in options ? JSON.stringify({ ...payload, sentAt: undefined }) : undefined;
       const answer = await deliver(agent.endpoint, payload, { ...options, ...(body ? { body } : {}) });
       assert.equal(answer.status, 202, `${what}: ${JSON.stringify(answer.body)}`);
@@ -84,7 +85,7 @@ describe('delivery authentication (shared contract 2)', () => {
 });
 
 describe('formats', () => {
-  test('Docker Hub: repository.repo_name and push_data.tag, the id from X-Registry-Event-Id, the host from callback_url', async () => {
+  test('Docker Hub: repository.repo_name and push_data.tag, the id from X-Registry-Event-Id, the host from repo_name', async () => {
     const dir = await tempDir();
     const { agent, out } = await agentRecording(dir);
     const payload = event({ repository: 'team/api', tag: 'v3' });
@@ -92,7 +93,7 @@ describe('formats', () => {
     const answer = await deliver(agent.endpoint, payload, { body, signatureHeader: 'X-Hub-Signature-256', timestamp: true });
     assert.deepEqual([answer.status, answer.body.id], [202, payload.id]);
     const [line] = await waitFor(async () => (await lines(out)).length > 0 && lines(out), 'the deploy');
-    assert.equal(line, 'registry.example.com/team/api:v3|team/api|v3||tag.created|{"callback_url":"htt');
+    assert.equal(line, `registry.example.com:5000/team/api:v3@${payload.digest}|team/api|v3|${payload.digest}|tag.created|{"callback_url":"htt`);
     assert.equal((await deliver(agent.endpoint, payload, { body, signatureHeader: null, timestamp: true })).body.duplicate, true);
     const withoutId = await deliver(agent.endpoint, event(), { body, signatureHeader: null, timestamp: true, headers: { 'X-Registry-Event-Id': '' } });
     assert.deepEqual([withoutId.status, withoutId.body.error], [400, 'event has no id']);

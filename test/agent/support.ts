@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import YAML from 'yaml';
 import { startAgent, type RunningAgent } from '../../src/agent/agent.js';
 import { validateAgentConfig } from '../../src/agent/config.js';
+import { dockerHubBody as registryDockerHubBody } from '../../src/webhooks/dockerhub.js';
 import { formatBody, imageReference } from '../../src/webhooks/formats.js';
 import { sign, verifySignature } from '../../src/webhooks/signing.js';
 import type { EventPayload, WebhookFormat } from '../../src/webhooks/types.js';
@@ -119,14 +120,9 @@ export function distributionBody(payload: EventPayload): string {
   });
 }
 
-/** Docker Hub's push webhook body. */
+/** Docker Hub's push webhook body, as the registry writes it (the registry's host is in `payload.registry`). */
 export function dockerHubBody(payload: EventPayload, callbackUrl: string): string {
-  const [namespace, ...rest] = payload.repository!.split('/');
-  return JSON.stringify({
-    callback_url: callbackUrl,
-    push_data: { pushed_at: Math.floor(Date.parse(payload.timestamp) / 1000), pusher: payload.actor.name, tag: payload.tag },
-    repository: { repo_name: payload.repository, name: rest.length ? rest.join('/') : namespace, namespace: rest.length ? namespace : 'library', status: 'Active' },
-  });
+  return JSON.stringify(registryDockerHubBody(payload, { scheme: 'https', callbackUrl }));
 }
 
 export interface DeliverOptions {

@@ -3,26 +3,13 @@
  * and exit status 2 with a clear message on bad input (1 when the registry refuses).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PROJECT_ROOT } from '../helpers/server-process.js';
+import { runCli } from '../helpers/cli.js';
 
-const BIN = path.join(PROJECT_ROOT, 'bin', 'registry.js');
-
-function cli(root: string, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('REGISTRY_')) env[name] = value;
-  Object.assign(env, { REGISTRY_STORAGE_ROOT: root, REGISTRY_AUTH: 'none' });
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: PROJECT_ROOT, env, timeout: 60_000, encoding: 'utf8' }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
-    child.stdin!.end(stdin ?? '');
-  });
-}
+const cli = runCli;
 
 describe('registry CLI', () => {
   let root: string;
@@ -64,7 +51,7 @@ describe('registry CLI', () => {
     assert.match(paused.stdout, /deploy {2}paused/);
     const shown = JSON.parse((await cli(root, ['webhook', 'show', 'deploy'])).stdout) as { active: boolean; headers: Record<string, string> };
     assert.equal(shown.active, false);
-    assert.deepEqual(shown.headers, { 'X-Token': 'abc' });
+    assert.deepEqual(shown.headers, { 'X-Token': '***' }, 'header values are write-only');
 
     const ping = await cli(root, ['webhook', 'ping', 'deploy']);
     assert.equal(ping.code, 1, 'nothing listens on port 9: the ping fails');
@@ -76,7 +63,7 @@ describe('registry CLI', () => {
     const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
     const [listed] = JSON.parse((await cli(root, ['webhook', 'deliveries', 'deploy', '--json'])).stdout) as Array<Record<string, string>>;
     for (const field of ['createdAt', 'updatedAt', 'expiresAt']) assert.match(listed![field]!, ISO, field);
-    const one = JSON.parse((await cli(root, ['webhook', 'delivery', 'deploy', String(listed!.id)])).stdout) as { createdAt: string; log: Array<{ at: string }> };
+    const one = JSON.parse((await cli(root, ['webhook', 'delivery', 'deploy', String(listed!.id), '--json'])).stdout) as { createdAt: string; log: Array<{ at: string }> };
     assert.match(one.createdAt, ISO);
     assert.match(one.log[0]!.at, ISO);
     const failed = JSON.parse((await cli(root, ['webhook', 'failed', '--json'])).stdout) as Array<Record<string, string>>;

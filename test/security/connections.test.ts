@@ -173,7 +173,7 @@ describe('hostile connections against the running registry', () => {
     await waitFor(() => connection.gone(), 'the connection to close');
 
     const oversized = connect();
-    oversized.write(`GET /v2/ HTTP/1.1\r\nHost: localhost\r\nX-Padding: ${'a'.repeat(20_000)}\r\n\r\n`);
+    oversized.write(`GET /v2/ HTTP/1.1\r\nHost: localhost\r\nX-Padding: ${'a'.repeat(70_000)}\r\n\r\n`);
     const tooLarge = await oversized.answer();
     assert.equal(tooLarge.status, 431);
     assert.equal(JSON.parse(tooLarge.body).errors[0].code, 'INVALID_REQUEST');

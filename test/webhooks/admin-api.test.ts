@@ -3,28 +3,22 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { pino } from 'pino';
 import request from 'supertest';
 import { validateConfig } from '../../src/config/load.js';
 import { assemble } from '../../src/server.js';
 import { verifySignature } from '../../src/webhooks/signing.js';
 import { MEDIA, pushImage, sha256 } from '../helpers/app.js';
-import { createTestRegistry, startListener, waitFor, type Listener, type TestRegistry } from './support.js';
+import { cleanupAfterEach, createTestRegistry, type Listener, registryAndListener, startListener, type TestRegistry, waitFor } from './support.js';
 
 const SECRET = 'a-test-secret-of-some-length';
 const API = '/api/v1/webhooks';
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const cleanups = cleanupAfterEach();
 
 async function setup(options: Parameters<typeof createTestRegistry>[0] = {}): Promise<{ registry: TestRegistry; listener: Listener }> {
-  const listener = await startListener();
-  cleanups.push(() => listener.close());
-  const registry = await createTestRegistry(options);
-  cleanups.push(() => registry.dispose());
+  const { registry, listener } = await registryAndListener(cleanups, options);
   return { registry, listener };
 }
 
@@ -59,7 +53,7 @@ describe('subscriptions', () => {
     const shown = await request(app).get(`${API}/${id}`);
     assert.equal(shown.status, 200);
     assert.equal(shown.body.secret, undefined);
-    assert.deepEqual(shown.body.headers, { 'X-Webhook-Secret': 'token' });
+    assert.deepEqual(shown.body.headers, { 'X-Webhook-Secret': '***' }, 'header values are write-only (test/webhooks/redaction.test.ts)');
 
     const changed = await request(app).patch(`${API}/${id}`).send({ active: false, format: 'cloudevents', tags: [] });
     assert.equal(changed.status, 200, changed.text);

@@ -155,7 +155,7 @@ describe('deploy agent', () => {
     const dir = await tempDir();
     const out = path.join(dir, 'deploys.txt');
     const agent = await start(dir, [{ name: 'web', repositories: [], tags: [], events: ['tag.created'], command: recorder(out), timeoutSeconds: 30, env: {} }]);
-    assert.equal((await deliver(agent.endpoint, event({ tag: 'from-distribution' }), { format: 'distribution' })).status, 202);
+    assert.equal((await deliver(agent.endpoint, event({ tag: 'from-distribution' }), { format: 'distribution', timestamp: true })).status, 202);
     assert.equal((await deliver(agent.endpoint, event({ tag: 'from-cloudevents' }), { format: 'cloudevents' })).status, 202);
     await waitFor(async () => (await lines(out)).length === 2, 'two deploys');
     const refs = (await lines(out)).map((l) => l.split('|')[0]).sort();

@@ -3,24 +3,18 @@
  * events, the dispatcher fans them out and delivers them to a real loopback listener.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import request from 'supertest';
 import { MEDIA, pushBlob, pushImage, pushManifest, sha256 } from '../helpers/app.js';
 import { FLUX_SIGNATURE_HEADER, SIGNATURE_HEADER, verifySignature } from '../../src/webhooks/signing.js';
-import { createTestRegistry, startListener, waitFor, type Listener, type TestRegistry } from './support.js';
+import { cleanupAfterEach, createTestRegistry, type Listener, registryAndListener, startListener, type TestRegistry, waitFor } from './support.js';
 
 const SECRET = 'a-test-secret-of-some-length';
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const cleanups = cleanupAfterEach();
 
 async function setup(webhooks: Parameters<typeof createTestRegistry>[0] = {}): Promise<{ registry: TestRegistry; listener: Listener }> {
-  const listener = await startListener();
-  cleanups.push(() => listener.close());
-  const registry = await createTestRegistry(webhooks);
-  cleanups.push(() => registry.dispose());
+  const { registry, listener } = await registryAndListener(cleanups, webhooks);
   return { registry, listener };
 }
 
@@ -46,13 +40,15 @@ describe('delivery of pushes', () => {
     assert.equal(headers['x-registry-attempt'], '1');
     assert.match(headers['x-registry-timestamp'] as string, /^\d+$/);
     assert.match(json.id, /^[0-9a-f-]{36}$/);
-    assert.equal(json.registry, '127.0.0.1:5000');
+    // The host the push addressed (supertest's ephemeral listener), not the configured listen address.
+    assert.match(json.registry, /^127\.0\.0\.1:\d+$/);
+    assert.notEqual(json.registry, '127.0.0.1:5000');
     assert.equal(json.repository, 'app');
     assert.equal(json.tag, '1.4.2');
     assert.equal(json.digest, pushed.digest);
     assert.equal(json.mediaType, MEDIA.ociManifest);
     assert.equal(json.size, pushed.size);
-    assert.equal(json.reference, `127.0.0.1:5000/app:1.4.2@${pushed.digest}`);
+    assert.equal(json.reference, `${json.registry}/app:1.4.2@${pushed.digest}`);
     assert.deepEqual(json.actor, { name: 'anonymous', kind: 'anonymous' });
     assert.equal(json.previousDigest, null);
     assert.equal(json.platforms, null);
@@ -193,14 +189,6 @@ describe('delivery of pushes', () => {
     assert.deepEqual(listener.received.map((r) => r.json.tag), ['after']);
   });
 
-  test('inactive subscriptions receive nothing', async () => {
-    const { registry, listener } = await setup();
-    const sub = await registry.webhooks.createSubscription({ url: listener.url, secret: SECRET, active: false });
-    await pushImage(registry.app, 'app', 'v1');
-    await waitFor(async () => (await registry.webhooks.store.outboxCursor()) >= 2, 'fan-out');
-    assert.equal((await registry.webhooks.listDeliveries(sub.id)).length, 0);
-    assert.equal(listener.received.length, 0);
-  });
 });
 
 describe('formats', () => {
@@ -229,9 +217,9 @@ describe('formats', () => {
     // Keel: image = request.host + "/" + target.repository
     assert.equal(`${event.request.host}/${event.target.repository}`, 'registry.example.com/team/app');
     assert.equal(event.request.method, 'PUT');
-    assert.equal(event.actor.name, 'anonymous');
+    assert.deepEqual(event.actor, {}, 'anonymous, as distribution writes it');
     assert.ok(!Number.isNaN(Date.parse(event.timestamp)));
-    assert.ok(!Number.isNaN(Date.parse(delivery!.json.sentAt)));
+    assert.deepEqual(Object.keys(delivery!.json), ['events'], 'nothing outside the envelope schema (test/webhooks/consumers.test.ts)');
   });
 
   test('CloudEvents 1.0 structured JSON', async () => {
@@ -434,7 +422,7 @@ describe('pulls', () => {
     assert.equal(pull!.json.type, 'manifest.pulled');
     assert.equal(pull!.json.tag, 'v1');
     assert.equal(pull!.json.digest, image.digest);
-    assert.equal(pull!.json.reference, `127.0.0.1:5000/app:v1@${image.digest}`);
+    assert.match(pull!.json.reference, new RegExp(`^127\\.0\\.0\\.1:\\d+/app:v1@${image.digest}$`));
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(listener.received.filter((r) => r.url === '/default').length, 2, 'subscriptions that did not opt in get no pulls');
     assert.equal((await registry.webhooks.listDeliveries(pulls.id)).length, 1, 'HEAD is not a pull');

@@ -54,7 +54,7 @@ describe('subscription filter', () => {
     tags: [],
     headers: {},
     format: 'native',
-    active: true,
+    state: 'active',
     source: 'api',
     startSeq: 10,
     createdAt: 0,

@@ -8,7 +8,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { afterEach } from 'node:test';
+import { pino, type Logger } from 'pino';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { assemble, type AssembledRegistry } from '../../src/server.js';
@@ -33,8 +34,8 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-/** Starts an HTTP server on 127.0.0.1 (a given port, or a random one). */
-export async function startListener(port = 0): Promise<Listener> {
+/** Starts an HTTP server on a loopback address (127.0.0.1 unless told: 127.0.0.3, ::1), on a given port or a random one. */
+export async function startListener(port = 0, host = '127.0.0.1'): Promise<Listener> {
   const listener: Listener = {
     url: '',
     port: 0,
@@ -63,17 +64,18 @@ export async function startListener(port = 0): Promise<Listener> {
         listener.concurrent.now--;
         res.writeHead(answer.status, { 'Content-Type': 'text/plain', ...answer.headers }).end(answer.body ?? '');
       };
-      if (answer.delayMs) setTimeout(send, answer.delayMs);
+      // Unref'd: a reply held back for longer than a test runs must not keep the test process alive.
+      if (answer.delayMs) setTimeout(send, answer.delayMs).unref();
       else send();
     });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const address = server.address() as AddressInfo;
   listener.port = address.port;
-  listener.url = `http://127.0.0.1:${address.port}`;
+  listener.url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
   listener.close = () =>
     new Promise<void>((resolve) => {
       server.close(() => resolve());
@@ -110,19 +112,28 @@ export interface TestRegistry extends AssembledRegistry {
   dispose(): Promise<void>;
 }
 
-/** A registry (auth off) on a temp folder; the dispatcher is started unless `start` is false. */
+/** A registry (auth off unless `auth` says otherwise) on a temp folder; the dispatcher is started unless `start` is false. */
 export async function createTestRegistry(
-  options: { webhooks?: NonNullable<ConfigInput['webhooks']>; root?: string; publicUrl?: string; start?: boolean } = {},
+  options: {
+    webhooks?: NonNullable<ConfigInput['webhooks']>;
+    root?: string;
+    publicUrl?: string;
+    start?: boolean;
+    http?: NonNullable<ConfigInput['http']>;
+    auth?: ConfigInput['auth'];
+    /** Default: silent. */
+    logger?: Logger;
+  } = {},
 ): Promise<TestRegistry> {
   const root = options.root ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'registry-webhooks-')));
   const config = validateConfig({
-    http: { addr: '127.0.0.1:5000', ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) },
+    http: { addr: '127.0.0.1:5000', ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}), ...options.http },
     storage: { root },
-    auth: { mode: 'none' },
+    auth: options.auth ?? { mode: 'none' },
     log: { level: 'silent' },
     webhooks: { ...FAST_WEBHOOKS, ...options.webhooks },
   });
-  const assembled = await assemble(config, pino({ level: 'silent' }));
+  const assembled = await assemble(config, options.logger ?? pino({ level: 'silent' }), { announcePassword: () => undefined });
   if (options.start !== false) {
     try {
       await assembled.webhooks.start();
@@ -139,4 +150,27 @@ export async function createTestRegistry(
       if (!options.root) await fs.rm(root, { recursive: true, force: true });
     },
   };
+}
+
+export type Cleanups = Array<() => Promise<void>>;
+
+/** A list tests push their clean-ups onto; after each test they run, last first, even when it failed. */
+export function cleanupAfterEach(): Cleanups {
+  const cleanups: Cleanups = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!();
+  });
+  return cleanups;
+}
+
+/** A test registry and a loopback listener, both closed after the test. */
+export async function registryAndListener(
+  cleanups: Cleanups,
+  options: Parameters<typeof createTestRegistry>[0] = {},
+): Promise<{ registry: TestRegistry; listener: Listener }> {
+  const listener = await startListener();
+  cleanups.push(() => listener.close());
+  const registry = await createTestRegistry(options);
+  cleanups.push(() => registry.dispose());
+  return { registry, listener };
 }

@@ -1,18 +1,22 @@
 /**
  * The webhook admin API under `/api/v1/webhooks`: subscriptions (create, list, show, change,
  * delete, ping), each subscription's delivery log, redelivery, and the failed deliveries of
- * every subscription. Every route sits behind the `guard` middleware (who may manage
- * webhooks). Errors are answered in the registry's `{"errors":[{code,message,detail}]}` shape.
+ * every subscription, behind the `guard` middleware (who may manage webhooks); and, outside
+ * it, the deploy-report callback receivers post to (signed with the subscription's secret). Errors are answered in the registry's `{"errors":[{code,message,detail}]}` shape.
  */
 import express, { type ErrorRequestHandler, type IRouter, type Request, type RequestHandler } from 'express';
 import type { WebhookErrorKind, WebhookService } from '../../webhooks/service.js';
 import { WebhookError } from '../../webhooks/service.js';
-import type { Delivery, DeliveryState, DeliveryWithAttempts } from '../../webhooks/types.js';
+import { WEBHOOKS_API_PATH } from '../../webhooks/deploys.js';
+import type { DeliveryState } from '../../webhooks/types.js';
+import { attemptView, deliveryView } from '../../webhooks/views.js';
+import { SIGNATURE_HEADER } from '../../webhooks/signing.js';
+import { caller } from '../wire.js';
 
-export const WEBHOOKS_API_PATH = '/api/v1/webhooks';
 
 const STATUS: Record<WebhookErrorKind, { status: number; code: string }> = {
   invalid: { status: 400, code: 'WEBHOOK_INVALID' },
+  unauthorized: { status: 401, code: 'UNAUTHORIZED' },
   not_found: { status: 404, code: 'WEBHOOK_UNKNOWN' },
   conflict: { status: 409, code: 'WEBHOOK_CONFLICT' },
   read_only: { status: 409, code: 'WEBHOOK_READ_ONLY' },
@@ -22,6 +26,13 @@ const STATES: readonly DeliveryState[] = ['pending', 'delivered', 'failed'];
 
 export function registerWebhookAdminRoutes(target: IRouter, webhooks: WebhookService, guard: RequestHandler): void {
   const router = express.Router({ caseSensitive: true, strict: false });
+  // Deploy reports come from receivers, not admins: authenticated by the subscription's HMAC over the raw body.
+  router.post('/:id/deliveries/:delivery/deploys', express.raw({ type: () => true, limit: '32kb' }), async (req, res) => {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const signature = req.headers[SIGNATURE_HEADER.toLowerCase()];
+    await webhooks.deploys.receive(param(req, 'id'), deliveryParam(req), body, typeof signature === 'string' ? signature : undefined);
+    res.status(204).end();
+  });
   router.use(guard);
   router.use(express.json({ limit: '64kb', type: () => true }));
 
@@ -34,9 +45,17 @@ export function registerWebhookAdminRoutes(target: IRouter, webhooks: WebhookSer
     res.status(201).location(`${WEBHOOKS_API_PATH}/${created.id}`).json(created);
   });
 
+  router.post('/deliveries/redeliver', async (req, res) => {
+    res.status(202).json(await webhooks.redeliverMatching(req.body));
+  });
+
+  router.post('/:id/deliveries/redeliver', async (req, res) => {
+    res.status(202).json(await webhooks.redeliverMatching({ ...(req.body as object), subscriptionId: param(req, 'id') }));
+  });
+
   router.get('/deliveries/failed', async (req, res) => {
     const deliveries = await webhooks.failedDeliveries({ limit: intQuery(req, 'limit'), before: intQuery(req, 'before') });
-    res.json({ deliveries: deliveries.map(deliveryJson) });
+    res.json({ deliveries: deliveries.map((d) => deliveryView(d)) });
   });
 
   router.get('/:id', async (req, res) => {
@@ -53,8 +72,8 @@ export function registerWebhookAdminRoutes(target: IRouter, webhooks: WebhookSer
   });
 
   router.post('/:id/ping', async (req, res) => {
-    const result = await webhooks.ping(param(req, 'id'));
-    res.status(result.ok ? 200 : 502).json({ ok: result.ok, delivery: deliveryJson(result.delivery), attempt: attemptJson(result.attempt) });
+    const result = await webhooks.ping(param(req, 'id'), caller(res).actor.request);
+    res.status(result.ok ? 200 : 502).json({ ok: result.ok, delivery: deliveryView(result.delivery), attempt: attemptView(result.attempt) });
   });
 
   router.get('/:id/deliveries', async (req, res) => {
@@ -67,21 +86,21 @@ export function registerWebhookAdminRoutes(target: IRouter, webhooks: WebhookSer
       limit: intQuery(req, 'limit'),
       before: intQuery(req, 'before'),
     });
-    res.json({ deliveries: deliveries.map(deliveryJson) });
+    res.json({ deliveries: deliveries.map((d) => deliveryView(d)) });
   });
 
   router.get('/:id/deliveries/:delivery', async (req, res) => {
-    res.json(deliveryJson(await webhooks.getDelivery(param(req, 'id'), deliveryParam(req))));
+    res.json(deliveryView(await webhooks.getDelivery(param(req, 'id'), deliveryParam(req))));
   });
 
   router.post('/:id/deliveries/:delivery/redeliver', async (req, res) => {
-    res.status(202).json(deliveryJson(await webhooks.redeliver(param(req, 'id'), deliveryParam(req))));
+    res.status(202).json(deliveryView(await webhooks.redeliver(param(req, 'id'), deliveryParam(req))));
   });
 
   router.post('/:id/redeliver', async (req, res) => {
     const eventId = (req.body as { eventId?: unknown } | undefined)?.eventId;
     if (typeof eventId !== 'string' || eventId === '') throw new WebhookError('invalid', 'eventId: required');
-    res.status(202).json(deliveryJson(await webhooks.redeliverEvent(param(req, 'id'), eventId)));
+    res.status(202).json(deliveryView(await webhooks.redeliverEvent(param(req, 'id'), eventId)));
   });
 
   router.use(errorHandler);
@@ -131,30 +150,4 @@ function intQuery(req: Request, name: string): number | undefined {
   if (value === undefined || value === '') return undefined;
   if (!/^\d{1,15}$/.test(value)) throw new WebhookError('invalid', `query parameter ${name} must be a non-negative integer`);
   return Number(value);
-}
-
-/** A delivery as the API (and the CLI's --json) shows it: times in ISO 8601. */
-export function deliveryJson(delivery: Delivery | DeliveryWithAttempts): Record<string, unknown> {
-  const json: Record<string, unknown> = {
-    id: delivery.id,
-    subscriptionId: delivery.subscriptionId,
-    eventId: delivery.eventId,
-    eventType: delivery.eventType,
-    repository: delivery.repository,
-    state: delivery.state,
-    attempts: delivery.attempts,
-    nextAttemptAt: delivery.state === 'pending' ? new Date(delivery.nextAttemptAt).toISOString() : null,
-    expiresAt: new Date(delivery.expiresAt).toISOString(),
-    createdAt: new Date(delivery.createdAt).toISOString(),
-    updatedAt: new Date(delivery.updatedAt).toISOString(),
-    lastStatus: delivery.lastStatus,
-    lastError: delivery.lastError,
-    payload: delivery.payload,
-  };
-  if ('log' in delivery) json.log = delivery.log.map(attemptJson);
-  return json;
-}
-
-function attemptJson(attempt: DeliveryWithAttempts['log'][number]): Record<string, unknown> {
-  return { ...attempt, at: new Date(attempt.at).toISOString() };
 }

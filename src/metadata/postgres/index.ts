@@ -45,7 +45,7 @@ export async function openPostgresBackend(settings: PostgresSettings, options: P
     metadata: new PostgresMetadataStore(pool, hooks),
     lifecycle: new PostgresLifecycleStore(pool, hooks),
     accounts: new PostgresAccountStore(pool, options.now),
-    webhooks: new UnavailableWebhookStore(),
+    webhooks: new UnavailableWebhookStore(pool),
     browse: new PostgresBrowseStore(pool),
     inventory: () => readInventory(pool),
     shared: {

@@ -110,7 +110,14 @@ export const MIGRATIONS: Migration[] = [
     previous_digest TEXT,
     actor_name      TEXT NOT NULL,
     actor_kind      TEXT NOT NULL,
-    created_at      BIGINT NOT NULL
+    created_at      BIGINT NOT NULL,
+    -- The request behind the change (null for the registry's own: retention, GC).
+    request_id         TEXT,
+    request_host       TEXT,
+    request_scheme     TEXT,
+    request_addr       TEXT,
+    request_user_agent TEXT,
+    request_method     TEXT
   );
   CREATE INDEX events_by_tag ON events(repository, tag, seq);
   CREATE INDEX events_by_repository ON events(repository, seq);

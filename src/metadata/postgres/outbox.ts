@@ -6,7 +6,7 @@
  * a cursor moving past n never skips one committed later (the naive port's lost event).
  */
 import type { RegistryEvent } from '../../registry/events.js';
-import { eventValues, toRegistryEvent, type EventInput, type EventRow } from '../rows.js';
+import { EVENT_COLUMNS, eventValues, toRegistryEvent, type EventInput, type EventRow } from '../rows.js';
 import { LOCKS, NOW_MS, type Queryable } from './pool.js';
 
 export type { EventInput };
@@ -15,13 +15,8 @@ export type { EventInput };
 export async function writeEvents(client: Queryable, events: EventInput[]): Promise<void> {
   if (events.length === 0) return;
   await client.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCKS.outbox]);
-  for (const event of events) {
-    await client.query(
-      `INSERT INTO events (id, type, repository, tag, digest, media_type, size, previous_digest, actor_name, actor_kind, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ${NOW_MS})`,
-      eventValues(event),
-    );
-  }
+  const placeholders = EVENT_COLUMNS.split(',').map((_, i, all) => (i === all.length - 1 ? NOW_MS : `$${i + 1}`)).join(', ');
+  for (const event of events) await client.query(`INSERT INTO events (${EVENT_COLUMNS}) VALUES (${placeholders})`, eventValues(event));
 }
 
 export async function readEvents(db: Queryable, afterSeq: number, limit: number): Promise<RegistryEvent[]> {

@@ -3,7 +3,6 @@
  * the registry database (shared with SqliteMetadataStore; `db` must be migrated). Mark and
  * sweep are set-based SQL inside short transactions; SQLite serialises them with every push.
  */
-import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { EventType } from '../../registry/events.js';
 import type {
@@ -24,6 +23,7 @@ import type {
 } from '../../registry/lifecycle-store.js';
 import type { Actor, UploadRecord } from '../../registry/ports.js';
 import { DANGLING_TAGS_SQL, MANIFEST_PROBLEMS_SQL, REGISTRY_COUNTS_SQL } from '../rows.js';
+import { prepareOutbox, type Outbox } from './outbox.js';
 import { SqliteUploads } from './uploads.js';
 import { REPOSITORY_BLOBS_SQL, REPOSITORY_HELD_BYTES_SQL, REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
 
@@ -50,10 +50,12 @@ const UNREFERENCED_BLOBS_SQL = `
 export class SqliteLifecycleStore implements LifecycleStore {
   private readonly statements;
   private readonly uploads: SqliteUploads;
+  private readonly outbox: Outbox;
 
   constructor(readonly db: Database.Database) {
     this.statements = prepare(db);
     this.uploads = new SqliteUploads(db);
+    this.outbox = prepareOutbox(db);
   }
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
@@ -376,19 +378,7 @@ export class SqliteLifecycleStore implements LifecycleStore {
     now: number,
     fields: { tag?: string; digest?: string; mediaType?: string; size?: number },
   ): void {
-    this.statements.insertEvent.run(
-      randomUUID(),
-      type,
-      repository,
-      fields.tag ?? null,
-      fields.digest ?? null,
-      fields.mediaType ?? null,
-      fields.size ?? null,
-      null,
-      actor.name,
-      actor.kind,
-      now,
-    );
+    this.outbox.record({ type, repository, actor, ...fields }, now);
   }
 }
 
@@ -483,10 +473,6 @@ function prepare(db: Database.Database) {
        JOIN repository_manifests rm ON rm.digest = mr.manifest_digest
        JOIN repositories r ON r.id = rm.repository_id
        WHERE mr.target_digest = ? ORDER BY r.name, rm.digest`,
-    ),
-    insertEvent: db.prepare(
-      `INSERT INTO events (id, type, repository, tag, digest, media_type, size, previous_digest, actor_name, actor_kind, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
   };
 }

@@ -26,9 +26,10 @@ import type {
   UploadUpdate,
 } from '../../registry/ports.js';
 import { migrate } from './migrations.js';
+import { prepareOutbox, type Outbox, type OutboxEvent } from './outbox.js';
 import { SqliteUploads } from './uploads.js';
 import { REPOSITORY_HELD_BYTES_SQL } from './usage-queries.js';
-import { eventValues, toManifestRecord, toRegistryEvent, type EventInput, type EventRow, type ManifestRow } from '../rows.js';
+import { toManifestRecord, type ManifestRow } from '../rows.js';
 
 /** SQLite's default limit on bound parameters is 32766; stay well below it per query. */
 
@@ -38,6 +39,7 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly migrationsApplied: string[];
   private readonly statements;
   private readonly uploads: SqliteUploads;
+  private readonly outbox: Outbox;
 
   constructor(file: string) {
     if (file !== ':memory:') makePrivate(file);
@@ -49,6 +51,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.migrationsApplied = migrate(this.db);
     this.statements = prepareStatements(this.db);
     this.uploads = new SqliteUploads(this.db);
+    this.outbox = prepareOutbox(this.db);
   }
 
   async repositoryExists(repository: string): Promise<boolean> {
@@ -263,8 +266,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async readEvents(afterSeq: number, limit: number): Promise<RegistryEvent[]> {
-    const rows = this.statements.readEvents.all(afterSeq, limit) as EventRow[];
-    return rows.map(toRegistryEvent);
+    return this.outbox.read(afterSeq, limit);
   }
 
   async close(): Promise<void> {
@@ -280,8 +282,8 @@ export class SqliteMetadataStore implements MetadataStore {
     return id;
   }
 
-  private recordEvent(event: EventInput, now: number): void {
-    this.statements.insertEvent.run(...eventValues(event), now);
+  private recordEvent(event: OutboxEvent, now: number): void {
+    this.outbox.record(event, now);
   }
 
   /** What the repository holds, as quotas count it. */
@@ -398,11 +400,6 @@ function prepareStatements(db: Database.Database) {
        JOIN repositories r ON r.id = l.repository_id
        WHERE r.name = ? AND m.subject = ? ORDER BY m.digest`,
     ),
-    insertEvent: db.prepare(
-      `INSERT INTO events (id, type, repository, tag, digest, media_type, size, previous_digest, actor_name, actor_kind, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    readEvents: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
   };
 }
 

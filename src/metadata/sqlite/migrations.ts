@@ -9,9 +9,14 @@ import type Database from 'better-sqlite3';
 export interface Migration {
   name: string;
   sql: string;
+  /**
+   * Rebuilds a table others reference (SQLite's way to change a CHECK): foreign keys are off
+   * while it runs, so dropping the old table cascades nothing, and checked before it commits.
+   */
+  rebuildsTables?: boolean;
 }
 
-export const MIGRATIONS: Migration[] = [
+export const MIGRATIONS: readonly Migration[] = [
   {
     name: 'core',
     sql: `
@@ -298,10 +303,87 @@ export const MIGRATIONS: Migration[] = [
   ALTER TABLE uploads ADD COLUMN writer_expires_at INTEGER NOT NULL DEFAULT 0;
   `,
   },
+  {
+    name: 'event-requests',
+    sql: `
+  -- The request behind each change (null for the registry's own: retention, GC): webhook events
+  -- name the host that request addressed, and distribution-format receivers get its client details.
+  ALTER TABLE events ADD COLUMN request_id TEXT;
+  ALTER TABLE events ADD COLUMN request_host TEXT;
+  ALTER TABLE events ADD COLUMN request_scheme TEXT;
+  ALTER TABLE events ADD COLUMN request_addr TEXT;
+  ALTER TABLE events ADD COLUMN request_user_agent TEXT;
+  ALTER TABLE events ADD COLUMN request_method TEXT;
+  -- Beside each delivery's payload: the scheme its URLs use and the request record (JSON).
+  ALTER TABLE webhook_deliveries ADD COLUMN context TEXT;
+  `,
+  },
+  {
+    name: 'webhook-deploys',
+    sql: `
+  -- The latest deploy report of each agent about each delivery, and how many it sent.
+  CREATE TABLE webhook_deploys (
+    delivery_id  INTEGER NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    agent        TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    attempt      INTEGER NOT NULL,
+    exit_code    INTEGER,
+    duration_ms  INTEGER,
+    output       TEXT,
+    started_at   INTEGER NOT NULL,
+    finished_at  INTEGER,
+    sent_at      INTEGER NOT NULL,
+    reported_at  INTEGER NOT NULL,
+    reports      INTEGER NOT NULL,
+    PRIMARY KEY (delivery_id, agent)
+  ) WITHOUT ROWID;
+  -- The events timeline: newest first, per repository, with each event's deliveries.
+  CREATE INDEX IF NOT EXISTS events_by_repository ON events(repository, seq);
+  CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries(event_id);
+  `,
+  },
+  {
+    name: 'webhook-subscription-states',
+    rebuildsTables: true,
+    sql: `
+  -- active/paused/disabled instead of a flag (paused queues, disabled drops), and the Docker Hub
+  -- format: both need the CHECKs changed, which in SQLite means rebuilding the table.
+  CREATE TABLE webhook_subscriptions_rebuilt (
+    id            TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    secret        TEXT NOT NULL,
+    events        TEXT NOT NULL,
+    repositories  TEXT NOT NULL,
+    tags          TEXT NOT NULL,
+    headers       TEXT NOT NULL,
+    format        TEXT NOT NULL CHECK (format IN ('native', 'distribution', 'cloudevents', 'dockerhub')),
+    state         TEXT NOT NULL CHECK (state IN ('active', 'paused', 'disabled')),
+    source        TEXT NOT NULL CHECK (source IN ('api', 'config')),
+    start_seq     INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO webhook_subscriptions_rebuilt
+    SELECT id, url, secret, events, repositories, tags, headers, format,
+           CASE WHEN active = 1 THEN 'active' ELSE 'paused' END, source, start_seq, created_at, updated_at
+    FROM webhook_subscriptions;
+  DROP TABLE webhook_subscriptions;
+  ALTER TABLE webhook_subscriptions_rebuilt RENAME TO webhook_subscriptions;
+  `,
+  },
+  {
+    name: 'webhook-delivery-age',
+    sql: `
+  -- A delivery's maximum age counts from its first attempt (since queued or redelivered), not
+  -- from when it was queued: one waiting behind a failing delivery of its lane does not age.
+  ALTER TABLE webhook_deliveries ADD COLUMN first_attempt_at INTEGER;
+  UPDATE webhook_deliveries SET first_attempt_at = created_at WHERE attempts > 0;
+  `,
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the names of those it applied. */
-export function migrate(db: Database.Database, migrations: Migration[] = MIGRATIONS): string[] {
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): string[] {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     name       TEXT PRIMARY KEY,
     applied_at INTEGER NOT NULL
@@ -310,10 +392,20 @@ export function migrate(db: Database.Database, migrations: Migration[] = MIGRATI
   const ran: string[] = [];
   for (const migration of migrations) {
     if (applied.has(migration.name)) continue;
-    db.transaction(() => {
-      db.exec(migration.sql);
-      db.prepare('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)').run(migration.name, Date.now());
-    })();
+    // The pragma is a no-op inside a transaction: switched around it.
+    const foreignKeys = db.pragma('foreign_keys', { simple: true }) as number;
+    if (migration.rebuildsTables) db.pragma('foreign_keys = OFF');
+    try {
+      db.transaction(() => {
+        db.exec(migration.sql);
+        if (migration.rebuildsTables && (db.pragma('foreign_key_check') as unknown[]).length > 0) {
+          throw new Error(`migration ${migration.name} would break foreign keys`);
+        }
+        db.prepare('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)').run(migration.name, Date.now());
+      })();
+    } finally {
+      if (migration.rebuildsTables) db.pragma(`foreign_keys = ${foreignKeys ? 'ON' : 'OFF'}`);
+    }
     ran.push(migration.name);
   }
   return ran;

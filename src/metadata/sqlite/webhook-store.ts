@@ -6,13 +6,30 @@ import type Database from 'better-sqlite3';
 import type {
   Delivery,
   DeliveryAttempt,
+  DeliveryContext,
   DeliveryState,
   DeliveryWithAttempts,
+  DeployReport,
   EventPayload,
   Subscription,
   WebhookEventType,
 } from '../../webhooks/types.js';
-import type { AttemptOutcome, DeliveryQuery, DeliveryStats, DueDelivery, NewDelivery, NewSubscription, SubscriptionPatch, WebhookStore } from '../../webhooks/store.js';
+import type { RegistryEvent } from '../../registry/events.js';
+import type { NewDeployReport } from '../../webhooks/deploys.js';
+import type {
+  AttemptOutcome,
+  BulkRedeliveryQuery,
+  DeliveryQuery,
+  DeliveryStats,
+  DueDelivery,
+  EventQuery,
+  NewDelivery,
+  NewSubscription,
+  SubscriptionPatch,
+  WebhookStore,
+} from '../../webhooks/store.js';
+import { NO_OUTCOME_ERROR } from '../../webhooks/store.js';
+import { DeployTables } from './webhook-deploys.js';
 
 interface SubscriptionRow {
   id: string;
@@ -23,7 +40,7 @@ interface SubscriptionRow {
   tags: string;
   headers: string;
   format: Subscription['format'];
-  active: number;
+  state: Subscription['state'];
   source: Subscription['source'];
   start_seq: number;
   created_at: number;
@@ -41,10 +58,12 @@ interface DeliveryRow {
   attempts: number;
   next_attempt_at: number;
   expires_at: number;
+  first_attempt_at: number | null;
   created_at: number;
   updated_at: number;
   last_status: number | null;
   last_error: string | null;
+  context: string | null;
 }
 
 interface AttemptRow {
@@ -56,15 +75,20 @@ interface AttemptRow {
   response_body: string | null;
 }
 
-const SUBSCRIPTION_COLUMNS = 'id, url, secret, events, repositories, tags, headers, format, active, source, start_seq, created_at, updated_at';
+const SUBSCRIPTION_COLUMNS = 'id, url, secret, events, repositories, tags, headers, format, state, source, start_seq, created_at, updated_at';
 const DELIVERY_COLUMNS =
-  'id, subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, created_at, updated_at, last_status, last_error';
+  'id, subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, first_attempt_at, created_at, updated_at, last_status, last_error, context';
+
+/** A delivery's columns (d.) and its subscription's (s., as s_…), for the due queries. */
+const DUE_COLUMNS = [...DELIVERY_COLUMNS.split(', ').map((c) => `d.${c}`), ...SUBSCRIPTION_COLUMNS.split(', ').map((c) => `s.${c} AS s_${c}`)].join(', ');
 
 export class SqliteWebhookStore implements WebhookStore {
   private readonly statements;
+  private readonly deploys: DeployTables;
 
   constructor(private readonly db: Database.Database) {
     this.statements = prepare(db);
+    this.deploys = new DeployTables(db);
   }
 
   async listSubscriptions(): Promise<Subscription[]> {
@@ -119,25 +143,21 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async dueDeliveries(now: number, limit: number): Promise<DueDelivery[]> {
-    const rows = this.statements.due.all(now, limit) as Array<DeliveryRow & { [K in keyof SubscriptionRow as `s_${K}`]: SubscriptionRow[K] }>;
-    return rows.map((row) => ({
-      delivery: toDelivery(row),
-      subscription: toSubscription({
-        id: row.s_id,
-        url: row.s_url,
-        secret: row.s_secret,
-        events: row.s_events,
-        repositories: row.s_repositories,
-        tags: row.s_tags,
-        headers: row.s_headers,
-        format: row.s_format,
-        active: row.s_active,
-        source: row.s_source,
-        start_seq: row.s_start_seq,
-        created_at: row.s_created_at,
-        updated_at: row.s_updated_at,
-      }),
-    }));
+    return (this.statements.due.all(now, limit) as DueRow[]).map(toDue);
+  }
+
+  async laneHead(subscriptionId: string, repository: string, now: number): Promise<DueDelivery | null> {
+    const row = this.statements.laneHead.get(subscriptionId, repository, now) as DueRow | undefined;
+    return row ? toDue(row) : null;
+  }
+
+  async beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const claimed = this.statements.claimAttempt.run({ attempt, holdUntil, at, expires: at + maxAgeMs, id: deliveryId, before: attempt - 1 });
+      if (claimed.changes === 0) return false;
+      this.statements.insertAttempt.run(deliveryId, attempt, at, null, 0, NO_OUTCOME_ERROR, null);
+      return true;
+    })();
   }
 
   async recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void> {
@@ -200,6 +220,19 @@ export class SqliteWebhookStore implements WebhookStore {
     })();
   }
 
+  async requeueMatching(query: BulkRedeliveryQuery, now: number, expiresAt: number): Promise<number[]> {
+    const ids = this.statements.requeueMatching.all({
+      now,
+      expires: expiresAt,
+      state: query.state,
+      subscription: query.subscriptionId ?? null,
+      since: query.since ?? null,
+      until: query.until ?? null,
+      limit: query.limit,
+    }) as number[];
+    return ids.sort((a, b) => a - b);
+  }
+
   async findEventSeq(eventId: string): Promise<number | null> {
     return (this.statements.eventSeq.get(eventId) as number | undefined) ?? null;
   }
@@ -216,7 +249,7 @@ export class SqliteWebhookStore implements WebhookStore {
       oldestPending: this.db
         .prepare(
           `SELECT MIN(d.created_at) FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-           WHERE d.state = 'pending' AND s.active = 1`,
+           WHERE d.state = 'pending' AND s.state = 'active'`,
         )
         .pluck(),
       backlog: this.db
@@ -228,9 +261,27 @@ export class SqliteWebhookStore implements WebhookStore {
     const oldest = this.statsStatements.oldestPending.get() as number | null;
     return {
       byState,
+      deploys: this.deploys.countByStatus(),
       oldestPendingSeconds: oldest === null ? 0 : Math.max(0, (now - oldest) / 1000),
       outboxBacklog: Math.max(0, this.statsStatements.backlog.get() as number),
     };
+  }
+
+  async recordDeploy(deliveryId: number, report: NewDeployReport): Promise<void> {
+    this.deploys.record(deliveryId, report);
+  }
+
+  async deploysOf(deliveryIds: readonly number[]): Promise<Map<number, DeployReport[]>> {
+    return this.deploys.of(deliveryIds);
+  }
+
+  async listEvents(query: EventQuery): Promise<RegistryEvent[]> {
+    return this.deploys.events(query);
+  }
+
+  async deliveriesOfEvents(eventIds: readonly string[]): Promise<Delivery[]> {
+    if (eventIds.length === 0) return [];
+    return (this.statements.deliveriesOfEvents.all(JSON.stringify(eventIds)) as DeliveryRow[]).map(toDelivery);
   }
 
   private insert(delivery: NewDelivery, now: number, expiresAt: number): void {
@@ -240,11 +291,36 @@ export class SqliteWebhookStore implements WebhookStore {
       type: delivery.eventType,
       repository: delivery.repository,
       payload: JSON.stringify(delivery.payload),
+      context: JSON.stringify(delivery.context),
       now,
       due: delivery.dueAt ?? now,
       expires: expiresAt,
     });
   }
+}
+
+type DueRow = DeliveryRow & { [K in keyof SubscriptionRow as `s_${K}`]: SubscriptionRow[K] };
+
+/** A delivery row joined with its subscription's columns (prefixed `s_`). */
+function toDue(row: DueRow): DueDelivery {
+  return {
+    delivery: toDelivery(row),
+    subscription: toSubscription({
+      id: row.s_id,
+      url: row.s_url,
+      secret: row.s_secret,
+      events: row.s_events,
+      repositories: row.s_repositories,
+      tags: row.s_tags,
+      headers: row.s_headers,
+      format: row.s_format,
+      state: row.s_state,
+      source: row.s_source,
+      start_seq: row.s_start_seq,
+      created_at: row.s_created_at,
+      updated_at: row.s_updated_at,
+    }),
+  };
 }
 
 function definedOnly<T extends object>(patch: T): Partial<T> {
@@ -261,7 +337,7 @@ function toSubscription(row: SubscriptionRow): Subscription {
     tags: JSON.parse(row.tags) as string[],
     headers: JSON.parse(row.headers) as Record<string, string>,
     format: row.format,
-    active: row.active === 1,
+    state: row.state,
     source: row.source,
     startSeq: row.start_seq,
     createdAt: row.created_at,
@@ -269,10 +345,10 @@ function toSubscription(row: SubscriptionRow): Subscription {
   };
 }
 
-/** A subscription's settings as the columns url … active hold them, in that order (insert and update share it). */
+/** A subscription's settings as the columns url … state hold them, in that order (insert and update share it). */
 function settingsColumns(subscription: Omit<NewSubscription, 'id' | 'source'>): unknown[] {
-  const { url, secret, events, repositories, tags, headers, format, active } = subscription;
-  return [url, secret, JSON.stringify(events), JSON.stringify(repositories), JSON.stringify(tags), JSON.stringify(headers), format, active ? 1 : 0];
+  const { url, secret, events, repositories, tags, headers, format, state } = subscription;
+  return [url, secret, JSON.stringify(events), JSON.stringify(repositories), JSON.stringify(tags), JSON.stringify(headers), format, state];
 }
 
 function toDelivery(row: DeliveryRow): Delivery {
@@ -286,11 +362,14 @@ function toDelivery(row: DeliveryRow): Delivery {
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
     expiresAt: row.expires_at,
+    firstAttemptAt: row.first_attempt_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     lastStatus: row.last_status,
     lastError: row.last_error,
     payload: JSON.parse(row.payload) as EventPayload,
+    // Deliveries recorded before contexts were kept: no request record, the scheme of plain HTTP.
+    context: row.context === null ? { scheme: 'http', request: null } : (JSON.parse(row.context) as DeliveryContext),
   };
 }
 
@@ -305,7 +384,7 @@ function prepare(db: Database.Database) {
     ),
     updateSubscription: db.prepare(
       `UPDATE webhook_subscriptions SET url = ?, secret = ?, events = ?, repositories = ?, tags = ?, headers = ?,
-       format = ?, active = ?, updated_at = ? WHERE id = ?`,
+       format = ?, state = ?, updated_at = ? WHERE id = ?`,
     ),
     deleteSubscription: db.prepare('DELETE FROM webhook_subscriptions WHERE id = ?'),
     cursor: db.prepare("SELECT seq FROM webhook_cursor WHERE name = 'outbox'").pluck(),
@@ -313,31 +392,45 @@ function prepare(db: Database.Database) {
     // A subscription deleted while its events were being fanned out simply gets none.
     insertDelivery: db.prepare(
       `INSERT INTO webhook_deliveries
-         (subscription_id, event_id, event_type, repository, payload, state, attempts, next_attempt_at, expires_at, created_at, updated_at)
-       SELECT :subscription, :event, :type, :repository, :payload, 'pending', 0, :due, :expires, :now, :now
+         (subscription_id, event_id, event_type, repository, payload, context, state, attempts, next_attempt_at, expires_at, created_at, updated_at)
+       SELECT :subscription, :event, :type, :repository, :payload, :context, 'pending', 0, :due, :expires, :now, :now
        WHERE EXISTS (SELECT 1 FROM webhook_subscriptions WHERE id = :subscription)
        ON CONFLICT (subscription_id, event_id) DO NOTHING`,
     ),
     deliveryByEvent: db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE subscription_id = ? AND event_id = ?`),
     due: db.prepare(
-      `SELECT ${DELIVERY_COLUMNS.split(', ')
-        .map((c) => `d.${c}`)
-        .join(', ')},
-         ${SUBSCRIPTION_COLUMNS.split(', ')
-           .map((c) => `s.${c} AS s_${c}`)
-           .join(', ')}
-       FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-       WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND s.active = 1
-         AND NOT EXISTS (
-           SELECT 1 FROM webhook_deliveries e
-           WHERE e.state = 'pending' AND e.subscription_id = d.subscription_id
-             AND e.repository = d.repository AND e.id < d.id)
+      `SELECT ${DUE_COLUMNS}
+       FROM (
+         -- The head of each lane (one per subscription and repository, read off the lane index),
+         -- and every pending delivery without a repository (pings, which have no order to keep).
+         SELECT MIN(id) AS id FROM webhook_deliveries WHERE state = 'pending' AND repository IS NOT NULL GROUP BY subscription_id, repository
+         UNION ALL
+         SELECT id FROM webhook_deliveries WHERE state = 'pending' AND repository IS NULL
+       ) heads
+       JOIN webhook_deliveries d ON d.id = heads.id
+       JOIN webhook_subscriptions s ON s.id = d.subscription_id
+       WHERE d.next_attempt_at <= ? AND s.state = 'active'
        ORDER BY d.next_attempt_at, d.id
        LIMIT ?`,
     ),
+    // An attempt is logged when it begins and completed when it ends (or stays without an outcome).
+    laneHead: db.prepare(
+      `SELECT ${DUE_COLUMNS}
+       FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
+       WHERE d.id = (SELECT MIN(id) FROM webhook_deliveries WHERE state = 'pending' AND subscription_id = ? AND repository = ?)
+         AND d.next_attempt_at <= ? AND s.state = 'active'`,
+    ),
     insertAttempt: db.prepare(
       `INSERT INTO webhook_attempts (delivery_id, attempt, at, status, latency_ms, error, response_body)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status = excluded.status,
+         latency_ms = excluded.latency_ms, error = excluded.error, response_body = excluded.response_body`,
+    ),
+    claimAttempt: db.prepare(
+      `UPDATE webhook_deliveries SET attempts = :attempt, next_attempt_at = :holdUntil, updated_at = :at,
+         expires_at = CASE WHEN first_attempt_at IS NULL THEN :expires ELSE expires_at END,
+         first_attempt_at = COALESCE(first_attempt_at, :at)
+       WHERE id = :id AND state = 'pending' AND attempts = :before`,
     ),
     updateDeliveryState: db.prepare(
       `UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_status = ?, last_error = ?
@@ -351,12 +444,24 @@ function prepare(db: Database.Database) {
        ORDER BY id DESC LIMIT :limit`,
     ),
     getDelivery: db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?`),
+    deliveriesOfEvents: db.prepare(
+      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+    ),
     attempts: db.prepare(
       'SELECT attempt, at, status, latency_ms, error, response_body FROM webhook_attempts WHERE delivery_id = ? ORDER BY attempt',
     ),
     requeue: db.prepare(
-      `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
+      `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?, expires_at = ?, first_attempt_at = NULL, updated_at = ? WHERE id = ?`,
     ),
+    requeueMatching: db.prepare(
+      `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = :now, expires_at = :expires, first_attempt_at = NULL, updated_at = :now
+       WHERE id IN (
+         SELECT id FROM webhook_deliveries
+         WHERE state = :state AND (:subscription IS NULL OR subscription_id = :subscription)
+           AND (:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)
+         ORDER BY id LIMIT :limit)
+       RETURNING id`,
+    ).pluck(),
     prune: db.prepare(`DELETE FROM webhook_deliveries WHERE state != 'pending' AND updated_at < ?`),
   };
 }
