@@ -95,12 +95,9 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
   const store = await openBlobStore(config.storage);
   const backend = await openMetadataBackend(config, { now: options.now });
   const { metadata, lifecycle: lifecycleStore } = backend;
-  if (backend.shared && !backend.shared.webhooksAvailable && config.webhooks.enabled) {
-    logger.info({ driver: config.metadata.driver }, 'webhooks are off with metadata.driver postgres: their PostgreSQL store is still to come (docs/scale-out.md)');
-  }
-  // Without a webhook store in this backend, the dispatcher stays off; events accumulate in the outbox.
-  const webhooksConfig = backend.shared && !backend.shared.webhooksAvailable ? { ...config, webhooks: { ...config.webhooks, enabled: false } } : config;
-  const webhooks = createWebhooks(webhooksConfig, backend, logger);
+  const webhooks = createWebhooks(config, backend, logger);
+  // Other replicas' changes wake this dispatcher too (this one's own wake it through the decorator below).
+  backend.shared?.onOutboxChange(() => webhooks.notify());
   // The dispatcher wakes as soon as a change (and its outbox event) is committed.
   const registry = buildRegistry(config, store, withChangeNotifications(metadata, () => webhooks.notify()), lifecycleStore);
   const lifecycle = createLifecycle(registry, lifecycleStore, config.lifecycle.gc);

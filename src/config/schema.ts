@@ -86,13 +86,6 @@ export const configSchema = z
     if (config.metrics.requireAuth && config.auth.mode === 'none') {
       ctx.addIssue({ code: 'custom', path: ['metrics', 'requireAuth'], message: 'needs auth.mode token (there are no admin credentials with auth.mode none)' });
     }
-    if (config.metadata.driver === 'postgres' && config.webhooks.subscriptions.length > 0) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['webhooks', 'subscriptions'],
-        message: 'webhooks are not available with metadata.driver postgres yet (their PostgreSQL store is still to come): remove the subscriptions or use metadata.driver sqlite',
-      });
-    }
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -53,8 +53,8 @@ export interface SharedState {
   signingKey(algorithm: string, generate: () => string): Promise<{ pem: string; algorithm: string; created: boolean }>;
   /** Records the kid this replica signs with; returns the one replicas signed with before (null: none yet). */
   announceSigner(kid: string): Promise<string | null>;
-  /** Whether webhooks can keep their state in this backend (false: not ported yet, see docs/scale-out.md). */
-  readonly webhooksAvailable: boolean;
+  /** Calls `listener` whenever any replica commits outbox events (the webhook dispatcher's wake-up; its poll is the fallback). */
+  onOutboxChange(listener: () => void): void;
 }
 
 export interface BackendOptions {

@@ -2,8 +2,7 @@
  * Every metadata store on one PostgreSQL database, shared by any number of replicas: one
  * connection pool per process, the schema migrated on open (under the migration lock), and the
  * state replicas must share (login throttling, the token signing key) kept in the database.
- * Webhooks are not ported yet: the backend says so (shared.webhooksAvailable) and its webhook
- * store refuses changes with a message naming what is missing.
+ * Outbox writes are announced to every replica (LISTEN/NOTIFY, notifications.ts).
  */
 import type { ThrottleLimits } from '../../auth/throttle.js';
 import { hideUrlPassword, type PostgresSettings } from '../../config/metadata.js';
@@ -17,7 +16,8 @@ import { PostgresMetadataStore, type MetadataHooks } from './metadata-store.js';
 import { migrate, type MigrationResult } from './migrations.js';
 import { createPool, type Pool } from './pool.js';
 import { announceSigner, sharedSigningKey } from './signing-key.js';
-import { UnavailableWebhookStore } from './webhooks-unavailable.js';
+import { listenForChanges } from './notifications.js';
+import { PostgresWebhookStore } from './webhook-store.js';
 
 export interface PostgresBackendOptions extends BackendOptions {
   /** Points where tests hold transactions open to force interleavings. */
@@ -40,21 +40,28 @@ export async function openPostgresBackend(settings: PostgresSettings, options: P
     throw new Error(`metadata.postgres.url: cannot use the database at ${hideUrlPassword(settings.url)}: ${(error as Error).message}`);
   }
   const hooks = options.hooks ?? {};
+  let changes: ReturnType<typeof listenForChanges> | undefined;
   return {
     pool,
     metadata: new PostgresMetadataStore(pool, hooks),
     lifecycle: new PostgresLifecycleStore(pool, hooks),
     accounts: new PostgresAccountStore(pool, options.now),
-    webhooks: new UnavailableWebhookStore(pool),
+    webhooks: new PostgresWebhookStore(pool),
     browse: new PostgresBrowseStore(pool),
     inventory: () => readInventory(pool),
     shared: {
       loginThrottle: (limits: ThrottleLimits) => new PostgresLoginThrottle(pool, limits),
       signingKey: (algorithm, generate) => sharedSigningKey(pool, algorithm, generate),
       announceSigner: (kid) => announceSigner(pool, kid),
-      webhooksAvailable: false,
+      onOutboxChange: (listener) => {
+        changes ??= listenForChanges(settings);
+        changes.onChange(listener);
+      },
     },
-    close: () => pool.end(),
+    async close() {
+      await changes?.close();
+      await pool.end();
+    },
   };
 }
 

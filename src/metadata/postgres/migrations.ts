@@ -231,6 +231,88 @@ export const MIGRATIONS: Migration[] = [
   );
   `,
   },
+  {
+    name: 'webhooks',
+    sql: `
+  -- Webhook subscriptions; JSON text columns hold lists of event types and patterns, and headers.
+  CREATE TABLE webhook_subscriptions (
+    id            TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    secret        TEXT NOT NULL,
+    events        TEXT NOT NULL,
+    repositories  TEXT NOT NULL,
+    tags          TEXT NOT NULL,
+    headers       TEXT NOT NULL,
+    format        TEXT NOT NULL CHECK (format IN ('native', 'distribution', 'cloudevents', 'dockerhub')),
+    state         TEXT NOT NULL CHECK (state IN ('active', 'paused', 'disabled')),
+    source        TEXT NOT NULL CHECK (source IN ('api', 'config')),
+    -- Outbox position at creation: older events are never delivered to the subscription.
+    start_seq     BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+  );
+
+  -- One row per (subscription, event); the id orders deliveries within a lane (subscription, repository).
+  CREATE TABLE webhook_deliveries (
+    id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subscription_id  TEXT NOT NULL REFERENCES webhook_subscriptions(id) ON DELETE CASCADE,
+    event_id         TEXT NOT NULL,
+    event_type       TEXT NOT NULL,
+    repository       TEXT,
+    payload          TEXT NOT NULL,
+    context          TEXT,
+    state            TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  BIGINT NOT NULL,
+    expires_at       BIGINT NOT NULL,
+    first_attempt_at BIGINT,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL,
+    last_status      INTEGER,
+    last_error       TEXT,
+    UNIQUE (subscription_id, event_id)
+  );
+  CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE state = 'pending';
+  CREATE INDEX webhook_deliveries_lane ON webhook_deliveries(subscription_id, repository, id) WHERE state = 'pending';
+  CREATE INDEX webhook_deliveries_by_state ON webhook_deliveries(state, updated_at);
+  CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries(event_id);
+
+  CREATE TABLE webhook_attempts (
+    delivery_id   BIGINT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    attempt       INTEGER NOT NULL,
+    at            BIGINT NOT NULL,
+    status        INTEGER,
+    latency_ms    BIGINT NOT NULL,
+    error         TEXT,
+    response_body TEXT,
+    PRIMARY KEY (delivery_id, attempt)
+  );
+
+  -- How far the dispatchers have fanned the outbox out into deliveries (it only moves forward).
+  CREATE TABLE webhook_cursor (
+    name TEXT PRIMARY KEY,
+    seq  BIGINT NOT NULL
+  );
+  INSERT INTO webhook_cursor (name, seq) VALUES ('outbox', 0);
+
+  -- The latest deploy report of each agent about each delivery, and how many it sent.
+  CREATE TABLE webhook_deploys (
+    delivery_id  BIGINT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    agent        TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    attempt      INTEGER NOT NULL,
+    exit_code    INTEGER,
+    duration_ms  BIGINT,
+    output       TEXT,
+    started_at   BIGINT NOT NULL,
+    finished_at  BIGINT,
+    sent_at      BIGINT NOT NULL,
+    reported_at  BIGINT NOT NULL,
+    reports      INTEGER NOT NULL,
+    PRIMARY KEY (delivery_id, agent)
+  );
+  `,
+  },
 ];
 
 /** What a migration run did. */
