@@ -13,8 +13,8 @@ import { isLoopbackAddress, OPEN_REGISTRY_WARNING } from './auth/exposure.js';
 import { AuthService, createTokenService } from './auth/service.js';
 import { createApp } from './http/app.js';
 import { createHttpAuth } from './http/auth-middleware.js';
-import type { AccountStore } from './auth/accounts.js';
-import { openMetadataBackend } from './metadata/backend.js';
+import { checkSharedSigner, databaseSigningKey } from './auth/shared-keys.js';
+import { openMetadataBackend, type MetadataBackend } from './metadata/backend.js';
 import { writableDirectoryCheck, type ReadinessCheck } from './observability/health.js';
 import { startHttpServer, type ServingState } from './serving.js';
 import { BrowseService } from './registry/browse.js';
@@ -61,6 +61,8 @@ export interface AssembledRegistry {
   lifecycle: Lifecycle;
   /** Shared with the app: set when a graceful shutdown begins. */
   serving: ServingState;
+  /** The metadata stores (tests reach the lifecycle store and the database through it). */
+  backend: MetadataBackend;
   close(): Promise<void>;
 }
 
@@ -94,12 +96,14 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
   const backend = await openMetadataBackend(config, { now: options.now });
   const { metadata, lifecycle: lifecycleStore } = backend;
   const webhooks = createWebhooks(config, backend, logger);
+  // Other replicas' changes wake this dispatcher too (this one's own wake it through the decorator below).
+  backend.shared?.onOutboxChange(() => webhooks.notify());
   // The dispatcher wakes as soon as a change (and its outbox event) is committed.
   const registry = buildRegistry(config, store, withChangeNotifications(metadata, () => webhooks.notify()), lifecycleStore);
   const lifecycle = createLifecycle(registry, lifecycleStore, config.lifecycle.gc);
   let auth: AuthService | undefined;
   try {
-    auth = config.auth.mode === 'token' ? await setUpAuth(config, root, backend.accounts, logger, options) : undefined;
+    auth = config.auth.mode === 'token' ? await setUpAuth(config, root, backend, logger, options) : undefined;
   } catch (error) {
     await backend.close();
     throw error;
@@ -140,7 +144,7 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
     await webhooks.stop();
     await backend.close();
   };
-  return { registry, app, logger, auth, webhooks, lifecycle, serving, close };
+  return { registry, app, logger, auth, webhooks, lifecycle, serving, backend, close };
 }
 
 function orEmptyDeliveries(stats: DeliveryStats | null): DeliveryStats {
@@ -160,7 +164,8 @@ export function buildRegistry(config: Config, store: BlobStore, metadata: Metada
       deleteEnabled: config.storage.deleteEnabled,
       redirectSeconds: config.storage.redirect.enabled ? config.storage.redirect.expirySeconds : undefined,
     },
-    { rules: config.lifecycle, usage: lifecycleStore, resumableHashes: needsResumableHashes(config.storage) },
+    // With replicas, an upload's next request may land on another process, whatever holds the bytes.
+    { rules: config.lifecycle, usage: lifecycleStore, resumableHashes: needsResumableHashes(config.storage) || config.metadata.driver === 'postgres' },
   );
 }
 
@@ -178,10 +183,17 @@ export async function openRegistry(
 }
 
 /** Token auth over the registry database: accounts, the token service, the first admin. */
-async function setUpAuth(config: Config, root: string, store: AccountStore, logger: Logger, options: AssembleOptions): Promise<AuthService> {
-  const tokens = createTokenService({ config: config.auth, root, logger, now: options.now });
-  const auth = new AuthService({ config: config.auth, store, tokens, logger, now: options.now });
-  await ensureInitialAdmin(store, config.auth, logger, options.announcePassword);
+async function setUpAuth(config: Config, root: string, backend: MetadataBackend, logger: Logger, options: AssembleOptions): Promise<AuthService> {
+  const shared = backend.shared;
+  // With replicas (shared state in the database) the key and the login counts are the database's, never this process's.
+  const sharedKey = shared
+    ? () => databaseSigningKey(shared, config.auth, (key) => logger.info({ kid: key.kid, algorithm: key.algorithm }, 'generated the token signing key the database holds'))
+    : undefined;
+  const tokens = await createTokenService({ config: config.auth, root, logger, now: options.now, sharedKey });
+  if (shared && tokens.signingKey) await checkSharedSigner(shared, config.auth, tokens.signingKey);
+  const throttle = shared?.loginThrottle(config.auth.throttle);
+  const auth = new AuthService({ config: config.auth, store: backend.accounts, tokens, logger, now: options.now, throttle });
+  await ensureInitialAdmin(backend.accounts, config.auth, logger, options.announcePassword);
   return auth;
 }
 
@@ -208,6 +220,8 @@ export async function startRegistry(config: Config, logger: Logger = createLogge
   const gcSchedule = assembled.lifecycle.scheduler({
     onReport: (report) => logger.info({ gc: gcSummary(report) }, 'garbage collection finished'),
     onError: (error) => logger.warn({ err: error }, 'scheduled garbage collection failed'),
+    // Another replica (or the CLI) is collecting: that is the schedule working, not a failure.
+    onBusy: (holder) => logger.debug({ holder }, 'scheduled garbage collection left to the collection already running'),
   });
   // Blob bytes stream through short-lived Buffers; collecting them promptly keeps memory flat.
   const garbagePacer = startGarbagePacer();

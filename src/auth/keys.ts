@@ -57,14 +57,24 @@ function signingKeyFrom(privateKey: KeyObject): SigningKey {
   return { ...verificationKey(createPublicKey(privateKey)), privateKey };
 }
 
-/** Loads a PEM private key file. */
-export function loadSigningKey(file: string): SigningKey {
-  const pem = readKeyFile(file);
+/** A new private key for the algorithm, as PKCS#8 PEM. */
+export function generateSigningKeyPem(algorithm: TokenAlgorithm): string {
+  const pair = algorithm === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 3072 });
+  return pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+/** A signing key from PEM text; `source` names where it came from in errors. */
+export function signingKeyFromPem(pem: string, source: string): SigningKey {
   try {
     return signingKeyFrom(createPrivateKey(pem));
   } catch (error) {
-    throw new Error(`token signing key ${file}: ${(error as Error).message}`);
+    throw new Error(`token signing key ${source}: ${(error as Error).message}`);
   }
+}
+
+/** Loads a PEM private key file. */
+export function loadSigningKey(file: string): SigningKey {
+  return signingKeyFromPem(readKeyFile(file), file);
 }
 
 /**
@@ -74,15 +84,11 @@ export function loadSigningKey(file: string): SigningKey {
 export function loadOrCreateSigningKey(file: string, algorithm: TokenAlgorithm): { key: SigningKey; created: boolean } {
   if (!fs.existsSync(file)) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    const pair =
-      algorithm === 'ES256'
-        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-        : generateKeyPairSync('rsa', { modulusLength: 3072 });
-    const pem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' });
+    const pem = generateSigningKeyPem(algorithm);
     try {
       // `wx`: never overwrite a key another process just wrote.
       fs.writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
-      return { key: signingKeyFrom(pair.privateKey), created: true };
+      return { key: signingKeyFromPem(pem, file), created: true };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }

@@ -258,6 +258,11 @@ export interface TokenKeysOptions {
   root: string;
   logger: Logger;
   now?: () => number;
+  /**
+   * Where a signing key comes from when `token.signingKey` names no file: the one generated
+   * under the storage root (one process), or one every replica shares (the database's).
+   */
+  sharedKey?: () => Promise<SigningKey>;
 }
 
 /** Default place of the generated signing key under the storage root. */
@@ -270,7 +275,7 @@ export function defaultSigningKeyFile(root: string): string {
  * trusted and nothing is issued; otherwise the signing key (configured, or generated on first
  * start) signs, and its public key plus `token.trustedKeys` verify.
  */
-export function createTokenService({ config, root, logger, now }: TokenKeysOptions): TokenService {
+export async function createTokenService({ config, root, logger, now, sharedKey }: TokenKeysOptions): Promise<TokenService> {
   const common = { service: config.service, ttlSeconds: config.token.ttlSeconds, leewaySeconds: config.token.leewaySeconds, now };
   if (config.external) {
     const trusted: TrustedIssuer = { issuer: config.external.issuer, keys: config.external.keys.map(loadVerificationKey), origin: 'external' };
@@ -280,12 +285,15 @@ export function createTokenService({ config, root, logger, now }: TokenKeysOptio
   const file = config.token.signingKey ?? defaultSigningKeyFile(root);
   if (config.token.signingKey) {
     key = loadSigningKey(file);
+    if (isExposed(file)) logger.warn({ file }, 'token signing key file is readable by group or others; chmod 600 it');
+  } else if (sharedKey) {
+    key = await sharedKey();
   } else {
     const loaded = loadOrCreateSigningKey(file, config.token.algorithm);
     key = loaded.key;
     if (loaded.created) logger.info({ file, kid: key.kid, algorithm: key.algorithm }, 'generated token signing key');
+    if (isExposed(file)) logger.warn({ file }, 'token signing key file is readable by group or others; chmod 600 it');
   }
-  if (isExposed(file)) logger.warn({ file }, 'token signing key file is readable by group or others; chmod 600 it');
   const extra = config.token.trustedKeys.map(loadVerificationKey);
   const trusted: TrustedIssuer = { issuer: config.issuer, keys: [key, ...extra], origin: 'local' };
   return new TokenService({ ...common, signing: { issuer: config.issuer, key }, trusted: [trusted] });

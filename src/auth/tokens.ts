@@ -103,6 +103,11 @@ export class TokenService {
     return this.options.service;
   }
 
+  /** The key tokens are signed with; undefined when an external service issues them. */
+  get signingKey(): SigningKey | undefined {
+    return this.options.signing?.key;
+  }
+
   /** Whether this registry issues tokens itself (the built-in token endpoint is on). */
   get issuing(): boolean {
     return this.options.signing !== undefined;

@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../config/load.js';
+import { hideUrlPassword } from '../config/metadata.js';
 import { configSchema, type Config } from '../config/schema.js';
 
 function print(line = ''): void {
@@ -88,5 +89,6 @@ function redact(value: unknown, key = ''): unknown {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v, k)]));
   }
   if (typeof value === 'string' && SECRET_KEYS.test(key)) return '[hidden]';
+  if (typeof value === 'string' && key === 'url' && /^postgres(ql)?:\/\//.test(value)) return hideUrlPassword(value);
   return value;
 }

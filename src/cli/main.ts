@@ -17,6 +17,7 @@ import { openMetadataBackend } from '../metadata/backend.js';
 import { VERSION } from '../version.js';
 import { registerConfigCommands } from './config-commands.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
+import { registerMetadataCommands } from './metadata-commands.js';
 import { registerTagCommands } from './tag-commands.js';
 import { registerTransferCommands } from './transfer-commands.js';
 import { registerWebhookCommands } from './webhook-commands.js';
@@ -213,6 +214,7 @@ export function buildProgram(): Command {
 
   registerTagCommands(program);
   registerLifecycleCommands(program);
+  registerMetadataCommands(program);
   registerConfigCommands(program);
   registerWebhookCommands(program);
   registerTransferCommands(program);

@@ -7,6 +7,7 @@ import { authConfigSchema } from '../auth/config.js';
 import { normaliseRegistryHost } from '../registry/references.js';
 import { webhooksConfigSchema } from '../webhooks/config.js';
 import { lifecycleConfigSchema } from './lifecycle.js';
+import { metadataConfigSchema } from './metadata.js';
 import { storageConfigSchema } from './storage.js';
 import { httpOperationsShape, importConfigSchema, metricsConfigSchema } from './operations.js';
 import { uiConfigSchema } from './ui.js';
@@ -53,6 +54,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     storage: storageConfigSchema,
+    metadata: metadataConfigSchema,
     api: z
       .object({
         /** Answer HEAD for a blob held in another repository the caller may pull by linking it. */

@@ -117,9 +117,16 @@ export class GarbageCollector {
     private readonly uploads: UploadService,
     private readonly policies: LifecyclePolicies,
     private readonly settings: GcSettings,
-    private readonly clock: () => number = Date.now,
+    /** Tests' clock; otherwise the store's (currentTime), else this process's. */
+    private readonly clock?: () => number,
     private readonly hooks: GcHooks = {},
   ) {}
+
+  /** Now, on the clock the store's instants were recorded with. */
+  private async now(): Promise<number> {
+    if (this.clock) return this.clock();
+    return (await this.lifecycle.currentTime?.()) ?? Date.now();
+  }
 
   /** Past collections, latest first. */
   async history(limit: number, options: { includeDryRuns?: boolean } = {}): Promise<GcRunRecord[]> {
@@ -156,7 +163,7 @@ export class GarbageCollector {
   }
 
   private async collect(dryRun: boolean, options: GcRunOptions, renew: () => Promise<void>): Promise<GcReport> {
-    const started = this.clock();
+    const started = await this.now();
     const graceSeconds = options.gracePeriodSeconds ?? this.settings.gracePeriodSeconds;
     const cutoffs: BlobCutoffs = { now: started, graceCutoff: started - graceSeconds * 1000, claimCutoff: started - CLAIM_STALE_MS };
     const blobsDeleted = section<BlobRecord>();
@@ -193,7 +200,7 @@ export class GarbageCollector {
       dryRun,
       trigger: options.trigger ?? 'api',
       startedAt: new Date(started).toISOString(),
-      finishedAt: new Date(Math.max(this.clock(), started)).toISOString(),
+      finishedAt: new Date(Math.max(await this.now(), started)).toISOString(),
       gracePeriodSeconds: graceSeconds,
       tagsDeleted,
       manifestsRemoved,

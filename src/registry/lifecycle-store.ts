@@ -138,6 +138,13 @@ export interface GcRunRecord {
 }
 
 export interface LifecycleStore {
+  /**
+   * The clock the store records instants with (ms since the epoch), when it is not this
+   * process's: a database several replicas share. A collection's cut-offs come from it, so that
+   * they compare with what the store recorded whatever the replicas' clocks say.
+   */
+  currentTime?(): Promise<number>;
+
   // --- leases: one collection (or repairing fsck) at a time, across processes
   acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseState>;
   renewLease(name: string, holder: string, ttlMs: number): Promise<void>;

@@ -6,6 +6,7 @@
 import { Fsck } from './fsck.js';
 import { GarbageCollector, type GcHooks, type GcReport, type GcSettings } from './gc.js';
 import type { LifecycleStore, RegistryUsage, RepositoryUsage } from './lifecycle-store.js';
+import { isRegistryError } from './errors.js';
 import type { Registry } from './registry.js';
 
 export interface LifecycleSettings extends GcSettings {
@@ -35,7 +36,19 @@ export class UsageService {
   }
 }
 
-/** Runs a collection every `intervalSeconds`, counting from the last one (recorded in the database). */
+export interface ScheduleListener {
+  onReport(report: GcReport): void;
+  onError(error: unknown): void;
+  /** A collection was due, but another process (replica, CLI, admin API) holds the collection lease: it runs there instead. */
+  onBusy?(holder: string): void;
+}
+
+/**
+ * Runs a collection every `intervalSeconds`, counting from the last one recorded in the
+ * database by any process. With replicas every one runs a schedule, and one collects: when the
+ * time comes, a replica that finds a collection finished since by another reschedules from it,
+ * and one that finds the collection lease taken lets that collection be (onBusy, no warning).
+ */
 export class GcScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -46,7 +59,7 @@ export class GcScheduler {
     private readonly gc: GarbageCollector,
     private readonly store: LifecycleStore,
     private readonly intervalSeconds: number,
-    private readonly listener: { onReport(report: GcReport): void; onError(error: unknown): void },
+    private readonly listener: ScheduleListener,
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -74,18 +87,32 @@ export class GcScheduler {
     await this.running;
   }
 
+  /** Collects unless another process did within the interval (then waits for the next one counted from it). */
+  private async runIfDue(): Promise<void> {
+    const interval = this.intervalSeconds * 1000;
+    let next = interval;
+    try {
+      const [last] = await this.store.gcRuns(1);
+      const sinceLast = last ? this.clock() - last.finishedAt : Infinity;
+      if (sinceLast < interval * 0.9) {
+        next = interval - sinceLast;
+      } else {
+        this.listener.onReport(await this.gc.run({ trigger: 'schedule' }));
+      }
+    } catch (error) {
+      const holder = isRegistryError(error) && error.code === 'CONFLICT' ? (error.detail as { holder?: string } | undefined)?.holder : undefined;
+      if (holder !== undefined) this.listener.onBusy?.(holder);
+      else this.listener.onError(error);
+    }
+    this.schedule(next);
+  }
+
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     this.dueAt = this.clock() + delayMs;
     this.timer = setTimeout(() => {
       this.dueAt = null;
-      this.running = this.gc
-        .run({ trigger: 'schedule' })
-        .then((report) => this.listener.onReport(report), (error: unknown) => this.listener.onError(error))
-        .finally(() => {
-          this.running = undefined;
-          this.schedule(this.intervalSeconds * 1000);
-        });
+      this.running = this.runIfDue().finally(() => (this.running = undefined));
     }, delayMs);
     this.timer.unref();
   }
@@ -97,7 +124,7 @@ export interface Lifecycle {
   usage: UsageService;
   settings: LifecycleSettings;
   /** A schedule for this lifecycle (started by the server, not by the CLI). */
-  scheduler(listener: { onReport(report: GcReport): void; onError(error: unknown): void }): GcScheduler;
+  scheduler(listener: ScheduleListener): GcScheduler;
   /** When this process's schedule starts its next collection (ms since the epoch); null: none scheduled. */
   nextScheduledRun(): number | null;
 }
@@ -105,7 +132,7 @@ export interface Lifecycle {
 export function createLifecycle(registry: Registry, store: LifecycleStore, settings: LifecycleSettings, options: LifecycleOptions = {}): Lifecycle {
   const clock = options.clock ?? Date.now;
   let schedule: GcScheduler | undefined;
-  const gc = new GarbageCollector(registry.store, registry.metadata, store, registry.uploads, registry.policies, settings, clock, options.hooks);
+  const gc = new GarbageCollector(registry.store, registry.metadata, store, registry.uploads, registry.policies, settings, options.clock, options.hooks);
   return {
     gc,
     fsck: new Fsck(registry.store, registry.metadata, store, settings.gracePeriodSeconds, clock),

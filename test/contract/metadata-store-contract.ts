@@ -1,5 +1,5 @@
 /**
- * The contract every MetadataStore must meet (SQLite today; PostgreSQL later): blob links,
+ * The contract every MetadataStore must meet (SQLite and PostgreSQL): blob links,
  * upload sessions, manifests and tags, listings in ASCII order, and the event outbox written
  * with each change.
  */
@@ -42,8 +42,8 @@ function repo(label: string): string {
   return `contract/${label}-${randomUUID().slice(0, 8)}`;
 }
 
-export function metadataStoreContract(name: string, makeStore: () => Promise<MetadataStoreFixture>): void {
-  describe(`MetadataStore contract: ${name}`, () => {
+export function metadataStoreContract(name: string, makeStore: () => Promise<MetadataStoreFixture>, options: { skip?: string | false } = {}): void {
+  describe(`MetadataStore contract: ${name}`, { skip: options.skip ?? false }, () => {
     let fixture: MetadataStoreFixture;
     let store: MetadataStore;
     before(async () => {

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SqliteMetadataStore } from '../../src/metadata/sqlite/metadata-store.js';
+import { openPostgresForTest, POSTGRES_SKIP } from '../helpers/metadata-backends.js';
 import { metadataStoreContract } from './metadata-store-contract.js';
 
 metadataStoreContract('SqliteMetadataStore', async () => {
@@ -16,3 +17,12 @@ metadataStoreContract('SqliteMetadataStore', async () => {
     },
   };
 });
+
+metadataStoreContract(
+  'PostgresMetadataStore',
+  async () => {
+    const { backend, cleanup } = await openPostgresForTest();
+    return { store: backend.metadata, cleanup };
+  },
+  { skip: POSTGRES_SKIP },
+);

@@ -35,6 +35,8 @@ export interface TestApp {
 export interface TestAppOptions {
   api?: NonNullable<ConfigInput['api']>;
   storage?: Omit<NonNullable<ConfigInput['storage']>, 'root'>;
+  /** The metadata backend (default: SQLite under the storage root); see helpers/metadata-backends.ts. */
+  metadata?: ConfigInput['metadata'];
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -42,6 +44,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const config = validateConfig({
     storage: { root, ...options.storage },
     api: options.api ?? {},
+    metadata: options.metadata,
     // The registry core under test, without authentication (test/auth covers that).
     auth: { mode: 'none' },
     log: { level: 'silent' },

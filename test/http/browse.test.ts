@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { assertError, createTestApp, imageManifest, MEDIA, pushBlob, pushManifest, type Descriptor, type TestApp } from '../helpers/app.js';
+import { METADATA_BACKENDS } from '../helpers/metadata-backends.js';
 
 interface TagJson {
   name: string;
@@ -52,7 +53,7 @@ async function clockPast(ms: number): Promise<void> {
   for (let i = 0; Date.now() <= ms && i < 1000; i++) await new Promise((resolve) => setTimeout(resolve, 1));
 }
 
-describe('browsing API', () => {
+for (const backend of METADATA_BACKENDS) describe(`browsing API (${backend.name})`, { skip: backend.skip }, () => {
   let t: TestApp;
   let v1: Awaited<ReturnType<typeof pushSeededImage>>;
   let index: Descriptor;
@@ -60,7 +61,7 @@ describe('browsing API', () => {
   const TAGS = ['1.0.0', '1.2.0', '1.10.0', 'v1.9.0', '2.0.0-rc.1', 'dev-abc'];
 
   before(async () => {
-    t = await createTestApp();
+    t = await createTestApp({ metadata: await backend.metadataConfig() });
     v1 = await pushSeededImage(t, 'team/app', '1.0.0', 'v1');
     for (const tag of TAGS.slice(1)) await pushSeededImage(t, 'team/app', tag, tag);
     await pushManifest(t.app, 'team/app', 'latest', JSON.parse(JSON.stringify(imageManifest(v1.config, v1.layers))));

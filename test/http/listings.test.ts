@@ -3,15 +3,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { assertError, createTestApp, pushBlob, pushImage, pushManifest, type TestApp } from '../helpers/app.js';
+import { METADATA_BACKENDS } from '../helpers/metadata-backends.js';
 
 /** Pushed in shuffled order on purpose; ASCII order puts uppercase before lowercase. */
 const TAGS = ['v2', 'latest', 'V1', '1.0', 'beta', 'alpha', '1.1'];
 const SORTED = [...TAGS].sort();
 
-describe('listings', () => {
+for (const backend of METADATA_BACKENDS) describe(`listings (${backend.name})`, { skip: backend.skip }, () => {
   let t: TestApp;
   before(async () => {
-    t = await createTestApp({ api: { catalogPageSize: 2, maxPageSize: 3 } });
+    t = await createTestApp({ api: { catalogPageSize: 2, maxPageSize: 3 }, metadata: await backend.metadataConfig() });
     const image = await pushImage(t.app, 'list/tags', 'seed');
     for (const tag of TAGS) await pushManifest(t.app, 'list/tags', tag, image.body);
     await request(t.app).delete('/v2/list/tags/manifests/seed');

@@ -16,6 +16,7 @@ import {
   type Descriptor,
   type TestApp,
 } from '../helpers/app.js';
+import { METADATA_BACKENDS } from '../helpers/metadata-backends.js';
 
 /** GET a manifest as raw bytes. */
 function getManifest(t: TestApp, name: string, reference: string, accept?: string) {
@@ -24,12 +25,12 @@ function getManifest(t: TestApp, name: string, reference: string, accept?: strin
   return req.buffer(true).parse(binaryParser);
 }
 
-describe('manifests', () => {
+for (const backend of METADATA_BACKENDS) describe(`manifests (${backend.name})`, { skip: backend.skip }, () => {
   let t: TestApp;
   let config: Descriptor;
   let layer: Descriptor;
   before(async () => {
-    t = await createTestApp();
+    t = await createTestApp({ metadata: await backend.metadataConfig() });
     config = await pushBlob(t.app, 'library/app', JSON.stringify({ architecture: 'amd64', os: 'linux' }), MEDIA.ociConfig);
     layer = await pushBlob(t.app, 'library/app', 'layer bytes');
   });

@@ -9,13 +9,14 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { assertError, binaryParser, createTestApp, pushBlob, sendChunked, sha256, type TestApp } from '../helpers/app.js';
 import { blobFile } from '../lifecycle/helpers.js';
+import { METADATA_BACKENDS } from '../helpers/metadata-backends.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-describe('uploads', () => {
+for (const backend of METADATA_BACKENDS) describe(`uploads (${backend.name})`, { skip: backend.skip }, () => {
   let t: TestApp;
   before(async () => {
-    t = await createTestApp();
+    t = await createTestApp({ metadata: await backend.metadataConfig() });
   });
   after(() => t.close());
 

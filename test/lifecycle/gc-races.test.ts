@@ -9,29 +9,28 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
-import { SqliteLifecycleStore } from '../../src/metadata/sqlite/lifecycle-store.js';
-import type { SqliteMetadataStore } from '../../src/metadata/sqlite/metadata-store.js';
 import type { GcHooks } from '../../src/registry/gc.js';
 import type { BlobRecord } from '../../src/registry/lifecycle-store.js';
 import { createLifecycle, type Lifecycle } from '../../src/registry/lifecycle.js';
+import type { MetadataStore } from '../../src/registry/ports.js';
+import { METADATA_BACKENDS } from '../helpers/metadata-backends.js';
 import { imageManifest, MEDIA, pushBlob, pushManifest, sha256, type App, type Descriptor } from '../helpers/app.js';
 import { assertPulls, blobFile, blobFiles, createLifecycleApp, exists, type LifecycleTestApp } from './helpers.js';
 
 /** A lifecycle over the test app's stores whose collections call `afterMark` between mark and delete. */
 function lifecycleWithHook(t: LifecycleTestApp, afterMark: (blobs: BlobRecord[]) => Promise<void>): Lifecycle {
-  const db = (t.assembled.registry.metadata as SqliteMetadataStore).db;
   const hooks: GcHooks = { afterMark };
-  return createLifecycle(t.assembled.registry, new SqliteLifecycleStore(db), t.assembled.lifecycle.settings, { hooks });
+  return createLifecycle(t.assembled.registry, t.assembled.backend.lifecycle, t.assembled.lifecycle.settings, { hooks });
 }
 
 function uploadWhole(app: App, name: string, bytes: Buffer) {
   return request(app).post(`/v2/${name}/blobs/uploads/?digest=${sha256(bytes)}`).set('Content-Type', 'application/octet-stream').send(bytes);
 }
 
-describe('garbage collection with concurrent pushes', () => {
+for (const backend of METADATA_BACKENDS) describe(`garbage collection with concurrent pushes (${backend.name})`, { skip: backend.skip }, () => {
   let t: LifecycleTestApp;
   before(async () => {
-    t = await createLifecycleApp();
+    t = await createLifecycleApp({ metadata: await backend.metadataConfig() });
   });
   after(() => t.close());
 
@@ -62,7 +61,7 @@ describe('garbage collection with concurrent pushes', () => {
   it('the push re-checks its references in the transaction that records it: a collection after the early check makes it fail cleanly', async () => {
     const config = await pushBlob(t.app, 'race/late', JSON.stringify({ architecture: 'amd64', os: 'linux', seed: 'late' }), MEDIA.ociConfig);
     const layer = await pushBlob(t.app, 'race/late', 'a layer collected between check and commit');
-    const metadata = t.assembled.registry.metadata as SqliteMetadataStore;
+    const metadata = t.assembled.registry.metadata as MetadataStore;
     const original = metadata.missingBlobs.bind(metadata);
     let collectedBetween = false;
     // The early check answers "all present", then a collection runs before the push commits.
@@ -110,7 +109,7 @@ describe('garbage collection with concurrent pushes', () => {
   it('an upload of a blob being deleted waits for the deletion and wins', async () => {
     const bytes = Buffer.from('content uploaded again while the collection deletes it');
     await uploadWhole(t.app, 'race/upload', bytes).expect(201);
-    const metadata = t.assembled.registry.metadata as SqliteMetadataStore;
+    const metadata = t.assembled.registry.metadata as MetadataStore;
     // Instrument claims: which ones the upload asked for, and what it got.
     const claims: Array<string | null> = [];
     const original = metadata.claimBlob.bind(metadata);

@@ -8,10 +8,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
-import { SqliteLifecycleStore } from '../../src/metadata/sqlite/lifecycle-store.js';
-import type { SqliteMetadataStore } from '../../src/metadata/sqlite/metadata-store.js';
 import type { GcReport } from '../../src/registry/gc.js';
 import { createLifecycle } from '../../src/registry/lifecycle.js';
+import { METADATA_BACKENDS } from '../helpers/metadata-backends.js';
 import { imageManifest, MEDIA, pushBlob, pushManifest, sha256, type App, type Descriptor } from '../helpers/app.js';
 import { age, assertPulls, blobFile, blobFiles, createLifecycleApp, exists, type LifecycleTestApp } from './helpers.js';
 
@@ -30,10 +29,10 @@ async function pushImageOf(app: App, name: string, reference: string, configSeed
   return { manifest, config, layers: layerDescriptors };
 }
 
-describe('garbage collection', () => {
+for (const backend of METADATA_BACKENDS) describe(`garbage collection (${backend.name})`, { skip: backend.skip }, () => {
   let t: LifecycleTestApp;
   before(async () => {
-    t = await createLifecycleApp();
+    t = await createLifecycleApp({ metadata: await backend.metadataConfig() });
   });
   after(() => t.close());
 
@@ -129,11 +128,10 @@ describe('garbage collection', () => {
     const untagged = await pushImageOf(t.app, 'gc/old-untagged', 'v1', 'config old untagged', ['old untagged layer']);
     assert.equal((await request(t.app).delete('/v2/gc/old-untagged/manifests/v1')).status, 202);
     const tagged = await pushImageOf(t.app, 'gc/old-untagged', 'v2', 'config tagged', ['tagged layer']);
-    const metadata = t.assembled.registry.metadata as SqliteMetadataStore;
     // The same registry seen two minutes later, with untagged manifests collected after one.
     const later = createLifecycle(
       t.assembled.registry,
-      new SqliteLifecycleStore(metadata.db),
+      t.assembled.backend.lifecycle,
       { ...t.assembled.lifecycle.settings, untaggedManifestAgeSeconds: 60 },
       { clock: () => Date.now() + 120_000 },
     );
@@ -171,8 +169,7 @@ describe('garbage collection', () => {
     await fs.writeFile(stray, 'a temporary file without a session');
 
     assert.equal((await gc(t.app)).uploadsPurged.count, 0, 'fresh uploads were purged');
-    const metadata = t.assembled.registry.metadata as SqliteMetadataStore;
-    const tomorrow = createLifecycle(t.assembled.registry, new SqliteLifecycleStore(metadata.db), t.assembled.lifecycle.settings, {
+    const tomorrow = createLifecycle(t.assembled.registry, t.assembled.backend.lifecycle, t.assembled.lifecycle.settings, {
       clock: () => Date.now() + 25 * 3600_000,
     });
     const report = await tomorrow.gc.run({ gracePeriodSeconds: 3600 });
@@ -192,7 +189,7 @@ describe('garbage collection', () => {
     const withDry = await request(t.app).get('/api/v1/gc?limit=1000&dryRuns=true');
     assert.ok((withDry.body.runs as Array<{ dryRun: boolean }>).some((run) => run.dryRun));
 
-    const store = new SqliteLifecycleStore((t.assembled.registry.metadata as SqliteMetadataStore).db);
+    const store = t.assembled.backend.lifecycle;
     assert.equal((await store.acquireLease('gc', 'another process', 60_000)).acquired, true);
     try {
       const refused = await request(t.app).post('/api/v1/gc').send({});

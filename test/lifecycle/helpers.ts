@@ -28,6 +28,8 @@ export interface LifecycleTestApp {
 export interface LifecycleTestOptions {
   lifecycle?: NonNullable<ConfigInput['lifecycle']>;
   storage?: Omit<NonNullable<ConfigInput['storage']>, 'root'>;
+  /** The metadata backend (default: SQLite under the storage root); see helpers/metadata-backends.ts. */
+  metadata?: ConfigInput['metadata'];
 }
 
 export async function createLifecycleApp(options: LifecycleTestOptions = {}): Promise<LifecycleTestApp> {
@@ -37,6 +39,7 @@ export async function createLifecycleApp(options: LifecycleTestOptions = {}): Pr
     auth: { mode: 'none' },
     log: { level: 'silent' },
     lifecycle: options.lifecycle ?? {},
+    metadata: options.metadata,
   });
   const assembled = await assemble(config);
   let server: http.Server | undefined;

@@ -1,20 +1,17 @@
 /**
  * The deletion protocol at the store level, as every MetadataStore + LifecycleStore pair must
- * keep it (SQLite today): claims protect a digest from marking, a marked blob can be neither
+ * keep it (SQLite and PostgreSQL): claims protect a digest from marking, a marked blob can be neither
  * claimed nor linked until forgotten, orphans are marked only when nothing appeared meanwhile,
  * and leases admit one collection at a time.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SqliteLifecycleStore } from '../../src/metadata/sqlite/lifecycle-store.js';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite/metadata-store.js';
+import type { MetadataBackend } from '../../src/metadata/backend.js';
 import { isRegistryError } from '../../src/registry/errors.js';
-import type { BlobCutoffs } from '../../src/registry/lifecycle-store.js';
-import type { Actor } from '../../src/registry/ports.js';
+import type { BlobCutoffs, LifecycleStore } from '../../src/registry/lifecycle-store.js';
+import type { Actor, MetadataStore } from '../../src/registry/ports.js';
+import { openPostgresForTest, openSqliteForTest, POSTGRES_SKIP, type OpenedBackend } from '../helpers/metadata-backends.js';
 
 const ACTOR: Actor = { name: 'tester', kind: 'user' };
 
@@ -28,19 +25,21 @@ function allOld(): BlobCutoffs {
   return { now, graceCutoff: now, claimCutoff: 0 };
 }
 
-describe('deletion protocol (SqliteMetadataStore + SqliteLifecycleStore)', () => {
-  let dir: string;
-  let metadata: SqliteMetadataStore;
-  let lifecycle: SqliteLifecycleStore;
+const BACKENDS: Array<{ name: string; skip: string | false; open: () => Promise<OpenedBackend<MetadataBackend>> }> = [
+  { name: 'SQLite', skip: false, open: openSqliteForTest },
+  { name: 'PostgreSQL', skip: POSTGRES_SKIP, open: () => openPostgresForTest() },
+];
+
+for (const backendKind of BACKENDS) describe(`deletion protocol (${backendKind.name})`, { skip: backendKind.skip }, () => {
+  let opened: OpenedBackend<MetadataBackend>;
+  let metadata: MetadataStore;
+  let lifecycle: LifecycleStore;
   before(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lifecycle-store-'));
-    metadata = new SqliteMetadataStore(path.join(dir, 'registry.db'));
-    lifecycle = new SqliteLifecycleStore(metadata.db);
+    opened = await backendKind.open();
+    metadata = opened.backend.metadata;
+    lifecycle = opened.backend.lifecycle;
   });
-  after(async () => {
-    await metadata.close();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  after(() => opened.cleanup());
 
   const repo = (label: string) => `store/${label}-${randomUUID().slice(0, 8)}`;
 

@@ -8,6 +8,7 @@ import request from 'supertest';
 import type { RegistryUsage, RepositoryUsage } from '../../src/registry/lifecycle-store.js';
 import { assertError, imageManifest, MEDIA, pushBlob, pushManifest, type App, type Descriptor } from '../helpers/app.js';
 import { createLifecycleApp, type LifecycleTestApp } from './helpers.js';
+import { METADATA_BACKENDS } from '../helpers/metadata-backends.js';
 
 async function pushImageOf(app: App, name: string, tag: string, seed: string, layers: Array<string | Buffer>) {
   const config = await pushBlob(app, name, JSON.stringify({ architecture: 'amd64', os: 'linux', seed }), MEDIA.ociConfig);
@@ -17,14 +18,14 @@ async function pushImageOf(app: App, name: string, tag: string, seed: string, la
   return { manifest, config, layers: pushed };
 }
 
-describe('usage', () => {
+for (const backend of METADATA_BACKENDS) describe(`usage (${backend.name})`, { skip: backend.skip }, () => {
   let t: LifecycleTestApp;
   const shared = Buffer.alloc(4096, 's');
   let a: Awaited<ReturnType<typeof pushImageOf>>;
   let b: Awaited<ReturnType<typeof pushImageOf>>;
   let stray: Descriptor;
   before(async () => {
-    t = await createLifecycleApp();
+    t = await createLifecycleApp({ metadata: await backend.metadataConfig() });
     a = await pushImageOf(t.app, 'usage/a', 'v1', 'a', [shared, Buffer.alloc(1000, 'a')]);
     await pushManifest(t.app, 'usage/a', 'also-v1', imageManifest(a.config, a.layers));
     b = await pushImageOf(t.app, 'usage/b', 'v1', 'b', [shared, Buffer.alloc(2000, 'b')]);

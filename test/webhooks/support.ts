@@ -13,6 +13,7 @@ import { pino, type Logger } from 'pino';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { assemble, type AssembledRegistry } from '../../src/server.js';
+import { METADATA_BACKENDS } from '../helpers/metadata-backends.js';
 
 export interface Received {
   method: string;
@@ -123,10 +124,13 @@ export async function createTestRegistry(
     auth?: ConfigInput['auth'];
     /** Default: silent. */
     logger?: Logger;
+    /** The metadata backend; default: TEST_METADATA_DRIVER=postgres runs the suites on PostgreSQL, else SQLite. */
+    metadata?: ConfigInput['metadata'];
   } = {},
 ): Promise<TestRegistry> {
   const root = options.root ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'registry-webhooks-')));
   const config = validateConfig({
+    metadata: options.metadata ?? (await metadataFor(root)),
     http: { addr: '127.0.0.1:5000', ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}), ...options.http },
     storage: { root },
     auth: options.auth ?? { mode: 'none' },
@@ -150,6 +154,14 @@ export async function createTestRegistry(
       if (!options.root) await fs.rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/** One database per storage root (a registry restarted over the same root finds its data), when the suites run on PostgreSQL. */
+const databases = new Map<string, Promise<ConfigInput['metadata']>>();
+function metadataFor(root: string): Promise<ConfigInput['metadata']> {
+  if (process.env.TEST_METADATA_DRIVER !== 'postgres') return Promise.resolve(undefined);
+  if (!databases.has(root)) databases.set(root, METADATA_BACKENDS.find((backend) => backend.name === 'postgres')!.metadataConfig());
+  return databases.get(root)!;
 }
 
 export type Cleanups = Array<() => Promise<void>>;

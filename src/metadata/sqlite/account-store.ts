@@ -2,49 +2,10 @@
  * The SQLite AccountStore: users, robots, grants and refresh tokens in the registry's
  * database (the same better-sqlite3 connection as the metadata store), every query prepared.
  */
-import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { AccountRef, AccountStore, Grant, RefreshTokenRecord, RobotRecord, Role, UserRecord } from '../../auth/accounts.js';
 import { REPOSITORY_ACTIONS, type RepositoryAction } from '../../auth/scopes.js';
-
-interface UserRow {
-  id: number;
-  instance: string;
-  name: string;
-  role: Role;
-  password_hash: string;
-  created_at: number;
-  updated_at: number;
-}
-
-interface RobotRow {
-  id: number;
-  instance: string;
-  name: string;
-  description: string;
-  secret_hash: string;
-  created_by: string | null;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-}
-
-interface GrantRow {
-  id: number;
-  pattern: string;
-  actions: string;
-}
-
-interface RefreshTokenRow {
-  id: string;
-  user_id: number | null;
-  robot_id: number | null;
-  owner_instance: string;
-  service: string;
-  secret_hash: string;
-  created_at: number;
-  expires_at: number;
-}
+import { newInstance, ROBOT_COLUMNS, toGrant, toRefreshToken, toRobot, toUser, USER_COLUMNS, type GrantRow, type RefreshTokenRow, type RobotRow, type UserRow } from '../rows.js';
 
 export class SqliteAccountStore implements AccountStore {
   private readonly statements;
@@ -178,17 +139,7 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   async getRefreshToken(id: string): Promise<RefreshTokenRecord | null> {
-    const row = this.statements.refreshToken.get(id) as RefreshTokenRow | undefined;
-    if (!row) return null;
-    return {
-      id: row.id,
-      owner: row.user_id !== null ? { kind: 'user', id: row.user_id } : { kind: 'robot', id: row.robot_id! },
-      ownerInstance: row.owner_instance,
-      service: row.service,
-      secretHash: row.secret_hash,
-      createdAt: row.created_at,
-      expiresAt: row.expires_at,
-    };
+    return toRefreshToken(this.statements.refreshToken.get(id) as RefreshTokenRow | undefined);
   }
 
   async deleteRefreshToken(id: string): Promise<void> {
@@ -198,38 +149,6 @@ export class SqliteAccountStore implements AccountStore {
   async deleteExpiredRefreshTokens(now: number): Promise<number> {
     return this.statements.deleteExpiredRefreshTokens.run(now).changes;
   }
-}
-
-function toUser(row: UserRow | undefined): UserRecord | null {
-  if (!row) return null;
-  return { id: row.id, instance: row.instance, name: row.name, role: row.role, passwordHash: row.password_hash, createdAt: row.created_at, updatedAt: row.updated_at };
-}
-
-function toRobot(row: RobotRow | undefined): RobotRecord | null {
-  if (!row) return null;
-  return {
-    id: row.id,
-    instance: row.instance,
-    name: row.name,
-    description: row.description,
-    secretHash: row.secret_hash,
-    createdBy: row.created_by,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-  };
-}
-
-function toGrant(row: GrantRow): Grant {
-  const actions = row.actions.split(',');
-  return { id: row.id, pattern: row.pattern, actions: REPOSITORY_ACTIONS.filter((action) => actions.includes(action)) };
-}
-
-const USER_COLUMNS = 'id, instance, name, role, password_hash, created_at, updated_at';
-const ROBOT_COLUMNS = 'id, instance, name, description, secret_hash, created_by, created_at, expires_at, revoked_at';
-
-function newInstance(): string {
-  return randomBytes(16).toString('hex');
 }
 
 function prepareStatements(db: Database.Database) {

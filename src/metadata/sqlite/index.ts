@@ -10,6 +10,7 @@ import { createInventoryReader } from './inventory.js';
 import { SqliteLifecycleStore } from './lifecycle-store.js';
 import { SqliteMetadataStore } from './metadata-store.js';
 import { SqliteWebhookStore } from './webhook-store.js';
+import { MIGRATIONS } from './migrations.js';
 
 export interface SqliteBackend extends MetadataBackend {
   readonly metadata: SqliteMetadataStore;
@@ -27,4 +28,12 @@ export function openSqliteBackend(root: string, options: BackendOptions = {}): S
     inventory: createInventoryReader(metadata.db),
     close: () => metadata.close(),
   };
+}
+
+/** `registry migrate` on the embedded database: opening it migrates it; says which migrations ran. */
+export async function migrateSqlite(root: string): Promise<{ applied: string[]; alreadyApplied: string[] }> {
+  const store = new SqliteMetadataStore(path.join(path.resolve(root), 'registry.db'));
+  await store.close();
+  const applied = store.migrationsApplied;
+  return { applied, alreadyApplied: MIGRATIONS.map((migration) => migration.name).filter((name) => !applied.includes(name)) };
 }

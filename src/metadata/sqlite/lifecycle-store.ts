@@ -22,6 +22,7 @@ import type {
   TagRecord,
 } from '../../registry/lifecycle-store.js';
 import type { Actor, UploadRecord } from '../../registry/ports.js';
+import { DANGLING_TAGS_SQL, MANIFEST_PROBLEMS_SQL, REGISTRY_COUNTS_SQL } from '../rows.js';
 import { prepareOutbox, type Outbox } from './outbox.js';
 import { SqliteUploads } from './uploads.js';
 import { REPOSITORY_BLOBS_SQL, REPOSITORY_HELD_BYTES_SQL, REPOSITORY_STORED_BYTES_SQL } from './usage-queries.js';
@@ -453,17 +454,7 @@ function prepare(db: Database.Database) {
               (SELECT COUNT(*) FROM repository_manifests WHERE repository_id = @repositoryId) AS manifests,
               (SELECT COUNT(*) FROM (${REPOSITORY_BLOBS_SQL}) x JOIN blobs b ON b.digest = x.digest) AS blobs`,
     ),
-    registryTotals: db.prepare(
-      `SELECT (SELECT COUNT(*) FROM repositories) AS repositories,
-              (SELECT COUNT(*) FROM manifests) AS manifests,
-              (SELECT COALESCE(SUM(size), 0) FROM manifests) AS manifest_bytes,
-              (SELECT COUNT(*) FROM blobs WHERE deleting_since IS NULL) AS blobs,
-              (SELECT COALESCE(SUM(size), 0) FROM blobs WHERE deleting_since IS NULL) AS blob_bytes,
-              (SELECT COUNT(*) FROM blobs b WHERE b.deleting_since IS NULL
-                 AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.target_digest = b.digest)) AS unreferenced_blobs,
-              (SELECT COALESCE(SUM(size), 0) FROM blobs b WHERE b.deleting_since IS NULL
-                 AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.target_digest = b.digest)) AS unreferenced_bytes`,
-    ),
+    registryTotals: db.prepare(`SELECT ${REGISTRY_COUNTS_SQL}`),
     holdsBlob: db.prepare(
       `SELECT 1 FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id WHERE r.name = ? AND l.digest = ?
        UNION ALL
@@ -473,27 +464,8 @@ function prepare(db: Database.Database) {
     ),
     blobPage: db.prepare('SELECT digest, size FROM blobs WHERE digest > ? AND deleting_since IS NULL ORDER BY digest LIMIT ?'),
     manifestPage: db.prepare('SELECT digest, content FROM manifests WHERE digest > ? ORDER BY digest LIMIT ?'),
-    manifestProblems: db.prepare(
-      `SELECT CASE
-                WHEN mr.kind = 'manifest' THEN 'manifest-child-missing'
-                WHEN b.digest IS NULL OR b.deleting_since IS NOT NULL THEN 'manifest-blob-missing'
-                ELSE 'manifest-blob-unlinked' END AS kind,
-              r.name AS repository, rm.digest AS manifest, mr.target_digest AS digest
-       FROM repository_manifests rm
-       JOIN repositories r ON r.id = rm.repository_id
-       JOIN manifest_references mr ON mr.manifest_digest = rm.digest
-       LEFT JOIN blobs b ON b.digest = mr.target_digest
-       WHERE (mr.kind = 'blob' AND NOT EXISTS (
-                SELECT 1 FROM repository_blobs l WHERE l.repository_id = rm.repository_id AND l.digest = mr.target_digest))
-          OR (mr.kind = 'manifest' AND NOT EXISTS (
-                SELECT 1 FROM repository_manifests c WHERE c.repository_id = rm.repository_id AND c.digest = mr.target_digest))
-       ORDER BY r.name, rm.digest, mr.target_digest`,
-    ),
-    danglingTags: db.prepare(
-      `SELECT r.name AS repository, t.name AS tag, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
-       WHERE NOT EXISTS (SELECT 1 FROM repository_manifests rm WHERE rm.repository_id = t.repository_id AND rm.digest = t.digest)
-       ORDER BY r.name, t.name`,
-    ),
+    manifestProblems: db.prepare(MANIFEST_PROBLEMS_SQL),
+    danglingTags: db.prepare(DANGLING_TAGS_SQL),
     imagesUsing: db.prepare(
       `SELECT r.name AS repository, rm.digest AS manifest,
               (SELECT group_concat(t.name, char(10)) FROM tags t WHERE t.repository_id = rm.repository_id AND t.digest = rm.digest) AS tags

@@ -29,20 +29,14 @@ import { migrate } from './migrations.js';
 import { prepareOutbox, type Outbox, type OutboxEvent } from './outbox.js';
 import { SqliteUploads } from './uploads.js';
 import { REPOSITORY_HELD_BYTES_SQL } from './usage-queries.js';
+import { toManifestRecord, type ManifestRow } from '../rows.js';
 
 /** SQLite's default limit on bound parameters is 32766; stay well below it per query. */
 
-interface ManifestRow {
-  digest: string;
-  media_type: string;
-  size: number;
-  content: Buffer;
-  subject: string | null;
-  artifact_type: string | null;
-}
-
 export class SqliteMetadataStore implements MetadataStore {
   readonly db: Database.Database;
+  /** The migrations opening this database applied (none when it was up to date). */
+  readonly migrationsApplied: string[];
   private readonly statements;
   private readonly uploads: SqliteUploads;
   private readonly outbox: Outbox;
@@ -54,7 +48,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
-    migrate(this.db);
+    this.migrationsApplied = migrate(this.db);
     this.statements = prepareStatements(this.db);
     this.uploads = new SqliteUploads(this.db);
     this.outbox = prepareOutbox(this.db);
@@ -322,17 +316,6 @@ export class SqliteMetadataStore implements MetadataStore {
     const found = new Set(linked.all(repository, JSON.stringify(unique)) as string[]);
     return unique.filter((digest) => !found.has(digest));
   }
-}
-
-function toManifestRecord(row: ManifestRow): ManifestRecord {
-  return {
-    digest: row.digest,
-    mediaType: row.media_type,
-    size: row.size,
-    content: row.content,
-    subject: row.subject,
-    artifactType: row.artifact_type,
-  };
 }
 
 function prepareStatements(db: Database.Database) {

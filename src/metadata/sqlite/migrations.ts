@@ -382,12 +382,14 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): void {
+/** Applies the migrations not yet recorded; returns the names of those it applied. */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): string[] {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     name       TEXT PRIMARY KEY,
     applied_at INTEGER NOT NULL
   ) WITHOUT ROWID`);
   const applied = new Set(db.prepare('SELECT name FROM schema_migrations').pluck().all() as string[]);
+  const ran: string[] = [];
   for (const migration of migrations) {
     if (applied.has(migration.name)) continue;
     // The pragma is a no-op inside a transaction: switched around it.
@@ -404,5 +406,7 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
     } finally {
       if (migration.rebuildsTables) db.pragma(`foreign_keys = ${foreignKeys ? 'ON' : 'OFF'}`);
     }
+    ran.push(migration.name);
   }
+  return ran;
 }

@@ -6,18 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { UploadLease, UploadRecord, UploadUpdate } from '../../registry/ports.js';
-
-interface UploadRow {
-  id: string;
-  repository: string;
-  created_at: number;
-  size: number;
-  hash_state: string | null;
-  driver_state: string | null;
-  updated_at: number;
-}
-
-const COLUMNS = 'id, repository, created_at, size, hash_state, driver_state, updated_at';
+import { toUploadRecord as toRecord, UPLOAD_COLUMNS as COLUMNS, type UploadRow } from '../rows.js';
 
 export class SqliteUploads {
   private readonly statements;
@@ -76,14 +65,3 @@ export class SqliteUploads {
   }
 }
 
-function toRecord(row: UploadRow): UploadRecord {
-  return {
-    id: row.id,
-    repository: row.repository,
-    createdAt: row.created_at,
-    size: row.size,
-    hashState: row.hash_state,
-    driverState: row.driver_state,
-    updatedAt: row.updated_at,
-  };
-}

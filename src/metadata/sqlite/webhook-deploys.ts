@@ -8,24 +8,8 @@ import type { RegistryEvent } from '../../registry/events.js';
 import type { NewDeployReport } from '../../webhooks/deploys.js';
 import type { EventQuery } from '../../webhooks/store.js';
 import type { DeployReport, DeployStatus } from '../../webhooks/types.js';
+import { REPORT_COLUMNS, toDeployReport, type DeployRow } from '../webhook-rows.js';
 import { eventFromRow, type EventRow } from './outbox.js';
-
-interface DeployRow {
-  delivery_id: number;
-  agent: string;
-  status: DeployStatus;
-  attempt: number;
-  exit_code: number | null;
-  duration_ms: number | null;
-  output: string | null;
-  started_at: number;
-  finished_at: number | null;
-  sent_at: number;
-  reported_at: number;
-  reports: number;
-}
-
-const REPORT_COLUMNS = 'status, attempt, exit_code, duration_ms, output, started_at, finished_at, sent_at, reported_at';
 
 export class DeployTables {
   private readonly statements;
@@ -63,19 +47,7 @@ export class DeployTables {
     if (deliveryIds.length === 0) return byDelivery;
     for (const row of this.statements.ofDeliveries.all(JSON.stringify(deliveryIds)) as DeployRow[]) {
       const list = byDelivery.get(row.delivery_id) ?? [];
-      list.push({
-        agent: row.agent,
-        status: row.status,
-        attempt: row.attempt,
-        exitCode: row.exit_code,
-        durationMs: row.duration_ms,
-        output: row.output,
-        startedAt: row.started_at,
-        finishedAt: row.finished_at,
-        sentAt: row.sent_at,
-        reportedAt: row.reported_at,
-        reports: row.reports,
-      });
+      list.push(toDeployReport(row));
       byDelivery.set(row.delivery_id, list);
     }
     return byDelivery;

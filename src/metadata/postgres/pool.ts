@@ -1,0 +1,108 @@
+/**
+ * The connection pool every PostgreSQL store shares, and the two things every query needs:
+ * numbers parsed once (BIGINT and NUMERIC come back from node-postgres as strings; here, and
+ * only here, they become numbers) and transactions that always end.
+ */
+import pg from 'pg';
+import type { PostgresSettings } from '../../config/metadata.js';
+
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+
+/** BIGINT (ids, sizes, ms timestamps, COUNT(*)) and NUMERIC (SUM of BIGINT) as JavaScript numbers; beyond 2^53 is an error, never a silent rounding. */
+function parseNumber(text: string): number {
+  const value = Number(text);
+  if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    throw new Error(`PostgreSQL returned ${text}, beyond the integers JavaScript represents exactly`);
+  }
+  return value;
+}
+
+const TYPES = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if ((oid === INT8_OID || oid === NUMERIC_OID) && format !== 'binary') return parseNumber;
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+} as unknown as pg.CustomTypesConfig;
+
+/** What a query runs on: the pool (one statement, autocommit) or a client inside a transaction. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+/**
+ * libpq's meaning of `sslmode` (disable, prefer/require: encrypted without verifying the
+ * server, verify-ca, verify-full), which is what operators mean; node-postgres alone treats
+ * `require` as `verify-full` and warns.
+ */
+export function connectionString(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.searchParams.has('sslmode') && !parsed.searchParams.has('uselibpqcompat')) parsed.searchParams.set('uselibpqcompat', 'true');
+  return parsed.toString();
+}
+
+export function createPool(settings: PostgresSettings): Pool {
+  const pool = new pg.Pool({
+    connectionString: connectionString(settings.url),
+    max: settings.poolSize,
+    connectionTimeoutMillis: settings.connectionTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: settings.statementTimeoutMs > 0 ? settings.statementTimeoutMs : undefined,
+    application_name: 'harbormaster-registry',
+    types: TYPES,
+  });
+  // An idle connection the server dropped (restart, failover) must not crash the process: the next query reconnects.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** SQLSTATEs after which a transaction may simply run again: serialization failure, deadlock detected. */
+const RETRYABLE = new Set(['40001', '40P01']);
+const MAX_ATTEMPTS = 5;
+
+/**
+ * Runs `work` in one READ COMMITTED transaction on one connection: committed when it resolves,
+ * rolled back when it throws (the error passes through). A deadlock or serialization failure
+ * runs the whole transaction again, a few times at most.
+ */
+export async function transaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true;
+      }
+      if (attempt < MAX_ATTEMPTS && RETRYABLE.has((error as { code?: string }).code ?? '')) continue;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+/** The database's clock in ms since the epoch, as SQL: every instant more than one replica compares is taken from it. */
+export const NOW_MS = '(extract(epoch from now()) * 1000)::bigint';
+
+/** Namespaces (the first key) of the advisory locks, so that they never collide. */
+export const LOCKS = {
+  migrations: 7_301,
+  /** One per digest without a blob row (orphan marks against claims and links). */
+  digest: 7_302,
+  /** Held from writing outbox events to commit: events become visible in sequence order. */
+  outbox: 7_303,
+  /** One per login-throttle key. */
+  throttle: 7_304,
+  /** Replicas announcing the key they sign with. */
+  signer: 7_305,
+} as const;
