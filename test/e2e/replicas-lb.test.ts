@@ -18,6 +18,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { buildScratchImage, dockerLogin, dockerUnavailable, pushImage, startDockerEngine, staticBusyboxUnavailable, type DockerEngine } from '../helpers/docker.js';
 import { freshPostgresDatabase, postgresServer } from '../helpers/metadata-backends.js';
 import { nginxUnavailable, startLoadBalancer, type LoadBalancer } from '../helpers/nginx.js';
@@ -45,6 +46,7 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
   let lb: LoadBalancer;
   let s3: S3Server;
   let engine: DockerEngine | undefined;
+  let dockerStarting: Promise<DockerEngine | undefined> | undefined;
   let dockerFailure: string | undefined;
   let work: string;
   let skopeo: Skopeo;
@@ -58,14 +60,15 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
 
   before(async () => {
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'replicas-lb-'));
-    const docker = dockerMissing
+    // dockerd starts while the rest comes up; the docker case awaits it.
+    dockerStarting = dockerMissing
       ? Promise.resolve(undefined)
       : startDockerEngine().catch((error: Error) => {
           if (process.env.CI) throw error;
           dockerFailure = `dockerd could not start: ${error.message}`;
           return undefined;
         });
-    [s3, databaseUrl, engine, skopeo] = await Promise.all([startRadosgw(), freshPostgresDatabase(), docker, skopeoRunner(path.join(work, 'skopeo'))]);
+    [s3, databaseUrl, skopeo] = await Promise.all([startRadosgw(), freshPostgresDatabase(), skopeoRunner(path.join(work, 'skopeo'))]);
     replicaEnv = {
       ...s3.env(await s3.createBucket()),
       REGISTRY_AUTH: 'token',
@@ -73,18 +76,20 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
       REGISTRY_METADATA_DRIVER: 'postgres',
       REGISTRY_METADATA_POSTGRES_URL: databaseUrl,
       REGISTRY_HTTP_TRUST_PROXY: 'loopback',
+      REGISTRY_STORAGE_S3_PART_SIZE: '5MiB',
       REGISTRY_WEBHOOKS_INITIAL_BACKOFF_MS: '100',
       REGISTRY_WEBHOOKS_MAX_BACKOFF_MS: '400',
     };
     // Started together: they migrate the empty database at the same moment.
     replicas.push(...(await Promise.all(Array.from({ length: REPLICAS }, () => startServer({ env: replicaEnv, startTimeoutMs: 40_000 })))));
     lb = await startLoadBalancer(replicas.map((replica) => replica.host));
+    engine = await dockerStarting;
     console.log(`# set-up: ${Date.now() - started} ms`);
   });
   after(async () => {
     await Promise.all(replicas.map((replica) => replica.stop()));
     await lb?.stop();
-    await engine?.stop();
+    await (engine ?? (await dockerStarting?.catch(() => undefined)))?.stop();
     await s3?.stop();
     if (work) await fs.rm(work, { recursive: true, force: true });
     console.log(`# whole file: ${Date.now() - started} ms`);
@@ -130,6 +135,39 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
     const challenge = await fetch(`${lb.url}/v2/`);
     assert.equal(challenge.status, 401);
     assert.match(challenge.headers.get('www-authenticate') ?? '', new RegExp(`realm="http://${lb.host}/auth/token"`));
+  });
+
+  it('a chunked upload continues on whichever replica each chunk reaches', async () => {
+    // Chunks across the S3 part size (5 MiB here): parts and tail objects written by one replica, continued by another.
+    const repository = 'team/chunked';
+    const bearer = `Bearer ${await token(lb.url, `repository:${repository}:pull,push`)}`;
+    const content = randomBytes(6 * MiB);
+    const digest = `sha256:${createHash('sha256').update(content).digest('hex')}`;
+    const started = await fetch(`${lb.url}/v2/${repository}/blobs/uploads/`, { method: 'POST', headers: { Authorization: bearer } });
+    assert.equal(started.status, 202, await started.clone().text());
+    let location = new URL(started.headers.get('location')!, lb.url);
+    const chunk = 2 * MiB;
+    for (let offset = 0; offset < content.length; offset += chunk) {
+      const status = await fetch(location, { headers: { Authorization: bearer } });
+      assert.equal(status.status, 204);
+      // (`0-0` for an empty upload, as CNCF distribution answers.)
+      assert.equal(status.headers.get('range'), `0-${Math.max(0, offset - 1)}`, 'the upload status another replica reports');
+      const patched = await fetch(location, {
+        method: 'PATCH',
+        headers: { Authorization: bearer, 'Content-Type': 'application/octet-stream', 'Content-Range': `${offset}-${offset + chunk - 1}` },
+        body: content.subarray(offset, offset + chunk),
+      });
+      assert.equal(patched.status, 202, await patched.clone().text());
+      location = new URL(patched.headers.get('location')!, lb.url);
+    }
+    location.searchParams.set('digest', digest);
+    const completed = await fetch(location, { method: 'PUT', headers: { Authorization: bearer } });
+    assert.equal(completed.status, 201, await completed.clone().text());
+    const patches = requestsPerServer(replicas, repository, ['PATCH']);
+    assert.ok(patches.filter((count) => count > 0).length > 1, `the chunks were served by: ${patches.join(', ')}`);
+    const blob = await fetch(`${lb.url}/v2/${repository}/blobs/${digest}`, { headers: { Authorization: bearer } });
+    assert.equal(blob.status, 200);
+    assert.ok(Buffer.from(await blob.arrayBuffer()).equals(content), 'the blob reads back as uploaded');
   });
 
   it('docker pushes and pulls through nginx', async (t) => {
@@ -201,6 +239,7 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
       const deleted = await fetch(`${lb.url}/v2/gc/old/manifests/${built.manifestDigest}`, { method: 'DELETE', headers: { Authorization: `Bearer ${writer}` } });
       assert.equal(deleted.status, 202, await deleted.clone().text());
     }
+    const garbageMadeAt = Date.now();
     const fresh = await Promise.all(Array.from({ length: 4 }, (_, i) => image(`gc-fresh-${i}`, 64 * KiB)));
     const pushes = [...old.slice(1).map((built, i) => ({ built, repository: `gc/again-${i}` })), ...fresh.map((built, i) => ({ built, repository: `gc/fresh-${i}` }))];
 
@@ -208,9 +247,10 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
     const collected = new Set<string>();
     let collections = 0;
     let pushing = true;
+    // The collections run with a grace period of one second: start when the garbage qualifies.
+    await sleep(Math.max(0, garbageMadeAt + 1_100 - Date.now()));
     const garbageLayer = old[0]!.layerDigests[0]!;
     const collecting = (async () => {
-      // A one-second grace period: the garbage qualifies a second after it was made.
       for (let run = 0; run < 300 && (pushing || !collected.has(garbageLayer)); run++) {
         const response = await fetch(`${collector.url}/api/v1/gc`, {
           method: 'POST',
@@ -239,7 +279,11 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
       }
     }).finally(() => (pushing = false));
     await collecting;
-    console.log(`# gc during pushes: ${collections} collections, ${pushes.length} pushes, ${refused} refused and pushed again`);
+    const uploadedAgain = old.slice(1).filter((built) => built.layerDigests.some((layer) => collected.has(layer))).length;
+    console.log(
+      `# gc during pushes: ${collections} collections, ${pushes.length} pushes, ${refused} refused and pushed again, ` +
+        `${uploadedAgain} of ${old.length - 1} pushes of collected garbage raced the collection (layers collected, then uploaded again)`,
+    );
     for (const result of results) if (result.status === 'rejected') throw result.reason;
     for (const { built, repository } of pushes) await verifyThroughLb(repository, '1', built);
     assert.ok(collected.has(garbageLayer), 'the collection took the garbage nobody pushed again');
@@ -269,6 +313,7 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
     const acknowledged = results.flatMap((result, i) => (result.status === 'fulfilled' ? [i] : []));
     const failed = results.flatMap((result, i) => (result.status === 'rejected' ? [i] : []));
     console.log(`# SIGKILL during pushes: ${acknowledged.length} acknowledged, ${failed.length} failed (+ the held upload)`);
+    for (const i of failed) console.log(`#   ${/msg="([^"]*)"/.exec(String((results[i] as PromiseRejectedResult).reason))?.[1] ?? 'skopeo failed'}`);
     assert.ok(acknowledged.length >= 1);
     for (const i of acknowledged) await verifyThroughLb(`crash/app-${i}`, '1', pushes[i]!);
     // What failed is pushed again, through nginx, to the replicas left.
@@ -279,6 +324,9 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
     const retried = await image('crash-held', 512 * KiB);
     await push(retried, 'crash/held:1');
     await verifyThroughLb('crash/held', '1', retried);
+    // Requests that picked the dead replica after the kill went on to a live one.
+    const passedOn = (await lb.accessLog()).split('\n').filter((line) => line.includes(`upstream=${victim.host}, `));
+    assert.ok(passedOn.length > 0, `nginx never passed a request from the dead replica to the next:\n${await lb.accessLog()}`);
   });
 
   /**
