@@ -282,7 +282,7 @@ describe('three replicas behind nginx on PostgreSQL and radosgw', { skip: missin
     const uploadedAgain = old.slice(1).filter((built) => built.layerDigests.some((layer) => collected.has(layer))).length;
     console.log(
       `# gc during pushes: ${collections} collections, ${pushes.length} pushes, ${refused} refused and pushed again, ` +
-        `${uploadedAgain} of ${old.length - 1} pushes of collected garbage raced the collection (layers collected, then uploaded again)`,
+        `${uploadedAgain} of ${old.length - 1} pushes of garbage came after the collection took its layers (and uploaded them again)`,
     );
     for (const result of results) if (result.status === 'rejected') throw result.reason;
     for (const { built, repository } of pushes) await verifyThroughLb(repository, '1', built);
