@@ -134,9 +134,27 @@ export interface AttemptSettings extends BackoffConfig {
 }
 
 /**
+ * How long a claim holds a delivery off: as long as the attempt can take (its timeout), and as
+ * long again plus a second for recording its outcome on a loaded machine; past that the
+ * process is taken to have died.
+ */
+export function claimHold(startedAt: number, settings: Pick<AttemptSettings, 'requestTimeoutMs'>): number {
+  return startedAt + 2 * settings.requestTimeoutMs + 1_000;
+}
+
+export interface RunAttemptOptions {
+  /** Makes any failure final (pings). */
+  final?: boolean;
+  random?: () => number;
+  /** The attempt was already claimed, at this instant (the store's fast path did it). */
+  claimedAt?: number;
+  /** Records the outcome instead of `store.recordAttempt` (to continue the lane in the same transaction). */
+  record?: (outcome: AttemptOutcome) => Promise<void>;
+}
+
+/**
  * One whole attempt: claim it in the store (counted and logged before anything is sent), send
  * it, decide and record the outcome. Null when another dispatcher claimed the delivery first.
- * `final` makes any failure final (pings).
  */
 export async function runAttempt(
   store: Pick<WebhookStore, 'beginAttempt' | 'recordAttempt'>,
@@ -146,16 +164,13 @@ export async function runAttempt(
   settings: AttemptSettings,
   formatting: FormatSettings,
   now: () => number,
-  options: { final?: boolean; random?: () => number } = {},
+  options: RunAttemptOptions = {},
 ): Promise<AttemptOutcome | null> {
-  const startedAt = now();
-  // Held off for as long as this attempt can take (its timeout), and as long again plus a second
-  // for recording its outcome on a loaded machine; past that the process is taken to have died.
-  const holdUntil = startedAt + 2 * settings.requestTimeoutMs + 1_000;
-  if (!(await store.beginAttempt(delivery.id, delivery.attempts + 1, startedAt, holdUntil, settings.maxAgeMs))) return null;
+  const startedAt = options.claimedAt ?? now();
+  if (options.claimedAt === undefined && !(await store.beginAttempt(delivery.id, delivery.attempts + 1, startedAt, claimHold(startedAt, settings), settings.maxAgeMs))) return null;
   const { result, attempt } = await sendAttempt(sender, subscription, delivery, formatting, startedAt);
   const expiresAt = options.final ? 0 : delivery.firstAttemptAt === null ? startedAt + settings.maxAgeMs : delivery.expiresAt;
   const outcome = decideOutcome({ ...delivery, expiresAt }, attempt, result, settings, now(), options.random);
-  await store.recordAttempt(delivery.id, outcome);
+  await (options.record ? options.record(outcome) : store.recordAttempt(delivery.id, outcome));
   return outcome;
 }

@@ -11,12 +11,12 @@
 import type { Logger } from 'pino';
 import type { RegistryEvent } from '../registry/events.js';
 import type { MetadataStore } from '../registry/ports.js';
-import { runAttempt, type FormatSettings } from './attempt.js';
+import { claimHold, runAttempt, type FormatSettings } from './attempt.js';
 import type { WebhooksConfig } from './config.js';
 import { indexPlatforms, isIndexMediaType, payloadFromEvent } from './formats.js';
 import { deliveryContextOf, type EventOrigins } from './origin.js';
 import type { WebhookSender } from './outbound.js';
-import type { NewDelivery, WebhookStore } from './store.js';
+import type { AttemptOutcome, DueDelivery, NewDelivery, WebhookStore } from './store.js';
 import { compileSubscription, type CompiledSubscription } from './subscriptions.js';
 import type { Delivery, DeliveryContext, EventPayload, Subscription } from './types.js';
 
@@ -92,7 +92,8 @@ export class Dispatcher {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.tick;
-    await Promise.allSettled([...this.inFlight.values()]);
+    // A delivery finishing now may have claimed its lane's next one, which is then sent too.
+    for (let round = 0; this.inFlight.size > 0 && round < 1_000; round++) await Promise.allSettled([...this.inFlight.values()]);
   }
 
   /** One pass: fan out new events, start due deliveries, prune old log entries now and then. */
@@ -201,31 +202,42 @@ export class Dispatcher {
     }
   }
 
-  /** Starts one delivery unless its endpoint is at its limit (then a later pass starts it). */
-  private send(delivery: Delivery, subscription: Subscription): void {
+  /**
+   * Starts one delivery unless its endpoint is at its limit (then a later pass starts it).
+   * `claimedAt`: the store already claimed it, as the lane's next, in the slot of the delivery
+   * before it, so no limit applies.
+   */
+  private send(delivery: Delivery, subscription: Subscription, claimedAt?: number): void {
     const endpoint = endpointOf(subscription.url);
     const busy = this.perEndpoint.get(endpoint) ?? 0;
-    if (busy >= this.config.maxInFlightPerEndpoint) {
+    if (claimedAt === undefined && busy >= this.config.maxInFlightPerEndpoint) {
       this.capped = true;
       return;
     }
     this.perEndpoint.set(endpoint, busy + 1);
-    const sending = this.deliver(delivery, subscription)
+    const lane: LaneProgress = { next: null, checked: false };
+    const sending = this.deliver(delivery, subscription, lane, claimedAt)
       .catch((error: unknown) => this.logger.error({ err: error, delivery: delivery.id }, 'webhook delivery crashed'))
       .finally(() => {
         this.inFlight.delete(delivery.id);
         const left = (this.perEndpoint.get(endpoint) ?? 1) - 1;
         if (left <= 0) this.perEndpoint.delete(endpoint);
         else this.perEndpoint.set(endpoint, left);
-        void this.continueLane(delivery, subscription);
+        if (lane.next) this.send(lane.next.delivery, lane.next.subscription, lane.next.claimedAt);
+        else if (!lane.checked) void this.continueLane(delivery, subscription);
+        else if (this.capped) {
+          this.capped = false;
+          this.notify();
+        }
       });
     this.inFlight.set(delivery.id, sending);
   }
 
   /**
-   * The delivery of a lane finished: start the lane's next one straight away (one indexed
-   * lookup, not a pass over every lane), so a backlog flows at the receiver's pace. A full pass
-   * runs instead when deliveries were held back by the in-flight limits, or for pings.
+   * The delivery of a lane finished without the store's fast path: start the lane's next one
+   * straight away (one indexed lookup, not a pass over every lane), so a backlog flows at the
+   * receiver's pace. A full pass runs instead when deliveries were held back by the in-flight
+   * limits, or for pings.
    */
   private async continueLane(finished: Delivery, subscription: Subscription): Promise<void> {
     if (this.capped || finished.repository === null || !this.started) {
@@ -243,8 +255,35 @@ export class Dispatcher {
     }
   }
 
-  private async deliver(delivery: Delivery, subscription: Subscription): Promise<void> {
-    const outcome = await runAttempt(this.store, this.deps.sender, subscription, delivery, this.config, this.deps.formatting, this.now, { random: this.random });
+  /**
+   * Records an attempt's outcome. When the delivery leaves its lane (delivered or failed) and the
+   * lane may go on, the store writes the outcome and claims the lane's next delivery in one
+   * transaction (half the commits of a backlog), noted in `lane` for {@link send} to start.
+   */
+  private async record(delivery: Delivery, subscription: Subscription, outcome: AttemptOutcome, lane: LaneProgress): Promise<void> {
+    const repository = delivery.repository;
+    if (outcome.state === 'pending' || repository === null || !this.store.recordAttemptAndClaimNext || this.capped || !this.started) {
+      await this.store.recordAttempt(delivery.id, outcome);
+      return;
+    }
+    const at = this.now();
+    const next = await this.store.recordAttemptAndClaimNext(delivery.id, outcome, {
+      subscriptionId: subscription.id,
+      repository,
+      at,
+      holdUntil: claimHold(at, this.config),
+      maxAgeMs: this.config.maxAgeMs,
+    });
+    lane.checked = true;
+    lane.next = next && { ...next, claimedAt: at };
+  }
+
+  private async deliver(delivery: Delivery, subscription: Subscription, lane: LaneProgress, claimedAt?: number): Promise<void> {
+    const outcome = await runAttempt(this.store, this.deps.sender, subscription, delivery, this.config, this.deps.formatting, this.now, {
+      random: this.random,
+      claimedAt,
+      record: (result) => this.record(delivery, subscription, result, lane),
+    });
     if (!outcome) return;
     const { attempt } = outcome;
     const context = {
@@ -274,6 +313,12 @@ export class Dispatcher {
     const removed = await this.store.prune(now - this.config.retentionMs);
     if (removed > 0) this.logger.info({ removed }, 'old webhook deliveries pruned');
   }
+}
+
+/** What finishing a delivery found of its lane: checked (the fast path ran), and the next delivery it claimed. */
+interface LaneProgress {
+  checked: boolean;
+  next: (DueDelivery & { claimedAt: number }) | null;
 }
 
 /** scheme://host:port — the unit the in-flight bound applies to. */

@@ -41,6 +41,15 @@ export interface DueDelivery {
   subscription: Subscription;
 }
 
+/** Which lane to continue, and the claim's terms (see {@link WebhookStore.beginAttempt}). */
+export interface LaneClaim {
+  subscriptionId: string;
+  repository: string;
+  at: number;
+  holdUntil: number;
+  maxAgeMs: number;
+}
+
 export interface AttemptOutcome {
   attempt: DeliveryAttempt;
   state: DeliveryState;
@@ -104,6 +113,14 @@ export interface WebhookStore {
   beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean>;
   /** Writes the outcome of the attempt begun with {@link beginAttempt} and moves the delivery to its new state, atomically. */
   recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void>;
+  /**
+   * A lane's backlog in one transaction per delivery instead of two (optional; the dispatcher
+   * falls back to {@link recordAttempt}, {@link laneHead} and {@link beginAttempt}): writes an
+   * attempt's outcome as {@link recordAttempt} does and, when the lane's next delivery is then
+   * due and its subscription active, claims that one's next attempt as {@link beginAttempt}
+   * would. Returns the claimed delivery as it was before the claim, or null.
+   */
+  recordAttemptAndClaimNext?(deliveryId: number, outcome: AttemptOutcome, next: LaneClaim): Promise<DueDelivery | null>;
 
   listDeliveries(query: DeliveryQuery): Promise<Delivery[]>;
   getDelivery(id: number): Promise<DeliveryWithAttempts | null>;

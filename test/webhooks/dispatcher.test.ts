@@ -59,8 +59,8 @@ describe('delivery of pushes', () => {
     const types = listener.received.map((r) => r.json?.type);
     assert.deepEqual(types.slice(0, 2), ['repository.created', 'tag.created']);
 
-    const log = await registry.webhooks.listDeliveries(sub.id);
-    const created = log.find((d) => d.eventType === 'tag.created')!;
+    // The outcome is written once the receiver has answered, which may be just after it got the request.
+    const created = await waitFor(async () => (await registry.webhooks.listDeliveries(sub.id)).find((d) => d.eventType === 'tag.created' && d.state !== 'pending'), 'the outcome recorded');
     assert.equal(created.state, 'delivered');
     assert.equal(created.eventId, json.id);
     const detail = await registry.webhooks.getDelivery(sub.id, created.id);

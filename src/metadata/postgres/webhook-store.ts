@@ -18,6 +18,7 @@ import type {
   DeliveryStats,
   DueDelivery,
   EventQuery,
+  LaneClaim,
   NewDelivery,
   NewSubscription,
   SubscriptionPatch,
@@ -123,7 +124,11 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async laneHead(subscriptionId: string, repository: string, now: number): Promise<DueDelivery | null> {
-    const { rows } = await this.pool.query<DueRow>(
+    return this.laneHeadIn(this.pool, subscriptionId, repository, now);
+  }
+
+  private async laneHeadIn(db: Queryable, subscriptionId: string, repository: string, now: number): Promise<DueDelivery | null> {
+    const { rows } = await db.query<DueRow>(
       `SELECT ${DUE_COLUMNS}
        FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
        WHERE d.id = (SELECT MIN(id) FROM webhook_deliveries WHERE state = 'pending' AND subscription_id = $1 AND repository = $2)
@@ -134,29 +139,19 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
-    return transaction(this.pool, async (client) => {
-      // The claim: only the replica whose compare-and-set moves the attempt count sends it.
-      const claimed = await client.query(
-        `UPDATE webhook_deliveries SET attempts = $2, next_attempt_at = $3, updated_at = $4,
-           expires_at = CASE WHEN first_attempt_at IS NULL THEN $5 ELSE expires_at END,
-           first_attempt_at = COALESCE(first_attempt_at, $4)
-         WHERE id = $1 AND state = 'pending' AND attempts = $6`,
-        [deliveryId, attempt, holdUntil, at, at + maxAgeMs, attempt - 1],
-      );
-      if ((claimed.rowCount ?? 0) === 0) return false;
-      await upsertAttempt(client, deliveryId, { attempt, at, status: null, latencyMs: 0, error: NO_OUTCOME_ERROR, responseBody: null });
-      return true;
-    });
+    return transaction(this.pool, (client) => claimAttempt(client, deliveryId, attempt, at, holdUntil, maxAgeMs));
   }
 
   async recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void> {
-    const { attempt } = outcome;
-    await transaction(this.pool, async (client) => {
-      await upsertAttempt(client, deliveryId, attempt);
-      await client.query(
-        `UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, last_status = $5, last_error = $6 WHERE id = $7`,
-        [outcome.state, attempt.attempt, outcome.nextAttemptAt, attempt.at + attempt.latencyMs, attempt.status, attempt.error, deliveryId],
-      );
+    await transaction(this.pool, (client) => writeOutcome(client, deliveryId, outcome));
+  }
+
+  async recordAttemptAndClaimNext(deliveryId: number, outcome: AttemptOutcome, next: LaneClaim): Promise<DueDelivery | null> {
+    return transaction(this.pool, async (client) => {
+      await writeOutcome(client, deliveryId, outcome);
+      const head = await this.laneHeadIn(client, next.subscriptionId, next.repository, next.at);
+      if (!head) return null;
+      return (await claimAttempt(client, head.delivery.id, head.delivery.attempts + 1, next.at, next.holdUntil, next.maxAgeMs)) ? head : null;
     });
   }
 
@@ -302,5 +297,29 @@ async function upsertAttempt(db: Queryable, deliveryId: number, attempt: Attempt
      ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status = excluded.status,
        latency_ms = excluded.latency_ms, error = excluded.error, response_body = excluded.response_body`,
     [deliveryId, attempt.attempt, attempt.at, attempt.status, attempt.latencyMs, attempt.error, attempt.responseBody],
+  );
+}
+
+/** The claim of beginAttempt: only the replica whose compare-and-set moves the attempt count sends it. */
+async function claimAttempt(client: Queryable, deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
+  const claimed = await client.query(
+    `UPDATE webhook_deliveries SET attempts = $2, next_attempt_at = $3, updated_at = $4,
+       expires_at = CASE WHEN first_attempt_at IS NULL THEN $5 ELSE expires_at END,
+       first_attempt_at = COALESCE(first_attempt_at, $4)
+     WHERE id = $1 AND state = 'pending' AND attempts = $6`,
+    [deliveryId, attempt, holdUntil, at, at + maxAgeMs, attempt - 1],
+  );
+  if ((claimed.rowCount ?? 0) === 0) return false;
+  await upsertAttempt(client, deliveryId, { attempt, at, status: null, latencyMs: 0, error: NO_OUTCOME_ERROR, responseBody: null });
+  return true;
+}
+
+/** recordAttempt's statements, in the caller's transaction. */
+async function writeOutcome(client: Queryable, deliveryId: number, outcome: AttemptOutcome): Promise<void> {
+  const { attempt } = outcome;
+  await upsertAttempt(client, deliveryId, attempt);
+  await client.query(
+    `UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, last_status = $5, last_error = $6 WHERE id = $7`,
+    [outcome.state, attempt.attempt, outcome.nextAttemptAt, attempt.at + attempt.latencyMs, attempt.status, attempt.error, deliveryId],
   );
 }

@@ -13,6 +13,7 @@ import type {
   DeliveryStats,
   DueDelivery,
   EventQuery,
+  LaneClaim,
   NewDelivery,
   NewSubscription,
   SubscriptionPatch,
@@ -105,36 +106,36 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
-    return this.db.transaction(() => {
-      const claimed = this.statements.claimAttempt.run({ attempt, holdUntil, at, expires: at + maxAgeMs, id: deliveryId, before: attempt - 1 });
-      if (claimed.changes === 0) return false;
-      this.statements.insertAttempt.run(deliveryId, attempt, at, null, 0, NO_OUTCOME_ERROR, null);
-      return true;
-    })();
+    return this.db.transaction(() => this.claim(deliveryId, attempt, at, holdUntil, maxAgeMs))();
   }
 
   async recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void> {
-    const { attempt } = outcome;
-    this.db.transaction(() => {
-      this.statements.insertAttempt.run(
-        deliveryId,
-        attempt.attempt,
-        attempt.at,
-        attempt.status,
-        attempt.latencyMs,
-        attempt.error,
-        attempt.responseBody,
-      );
-      this.statements.updateDeliveryState.run(
-        outcome.state,
-        attempt.attempt,
-        outcome.nextAttemptAt,
-        attempt.at + attempt.latencyMs,
-        attempt.status,
-        attempt.error,
-        deliveryId,
-      );
+    this.db.transaction(() => this.writeOutcome(deliveryId, outcome))();
+  }
+
+  async recordAttemptAndClaimNext(deliveryId: number, outcome: AttemptOutcome, next: LaneClaim): Promise<DueDelivery | null> {
+    return this.db.transaction(() => {
+      this.writeOutcome(deliveryId, outcome);
+      const row = this.statements.laneHead.get(next.subscriptionId, next.repository, next.at) as DueRow | undefined;
+      if (!row) return null;
+      const due = toDue(row);
+      return this.claim(due.delivery.id, due.delivery.attempts + 1, next.at, next.holdUntil, next.maxAgeMs) ? due : null;
     })();
+  }
+
+  /** beginAttempt's statements, inside the caller's transaction. */
+  private claim(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): boolean {
+    const claimed = this.statements.claimAttempt.run({ attempt, holdUntil, at, expires: at + maxAgeMs, id: deliveryId, before: attempt - 1 });
+    if (claimed.changes === 0) return false;
+    this.statements.insertAttempt.run(deliveryId, attempt, at, null, 0, NO_OUTCOME_ERROR, null);
+    return true;
+  }
+
+  /** recordAttempt's statements, inside the caller's transaction. */
+  private writeOutcome(deliveryId: number, outcome: AttemptOutcome): void {
+    const { attempt } = outcome;
+    this.statements.insertAttempt.run(deliveryId, attempt.attempt, attempt.at, attempt.status, attempt.latencyMs, attempt.error, attempt.responseBody);
+    this.statements.updateDeliveryState.run(outcome.state, attempt.attempt, outcome.nextAttemptAt, attempt.at + attempt.latencyMs, attempt.status, attempt.error, deliveryId);
   }
 
   async listDeliveries(query: DeliveryQuery): Promise<Delivery[]> {
