@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { ConfigError } from '../../config/load.js';
 import type { TablePlan } from '../migrate/plan.js';
 import type { MetadataSnapshot, Row } from '../migrate/ports.js';
 import { MIGRATIONS } from './migrations.js';
@@ -26,7 +27,7 @@ function approximateBytes(row: Row): number {
 
 export function openSqliteSnapshot(root: string): MetadataSnapshot {
   const file = path.join(path.resolve(root), 'registry.db');
-  if (!fs.existsSync(file)) throw new Error(`no SQLite metadata database at ${file} (storage.root is ${root})`);
+  if (!fs.existsSync(file)) throw new ConfigError(`storage.root (REGISTRY_STORAGE_ROOT): no SQLite metadata database at ${file}; point it at the single node's storage root`);
   const db = new Database(file, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
   db.exec('BEGIN');
