@@ -54,7 +54,7 @@ function generatedSigningKey(config: Config): SigningKeyToMove | undefined {
 }
 
 function printMetadataSummary(summary: MetadataMigrationSummary): void {
-  print(`copied ${summary.source} into ${summary.target} in ${(summary.durationMs / 1000).toFixed(1)} s, verified row by row count`);
+  print(`copied ${summary.source} into ${summary.target} in ${(summary.durationMs / 1000).toFixed(1)} s; every table's row count checked before committing`);
   if (summary.migrationsApplied.length > 0) print(`PostgreSQL migrations applied first: ${summary.migrationsApplied.join(', ')}`);
   const width = Math.max(...summary.tables.map((table) => table.table.length));
   for (const table of summary.tables) print(`  ${table.table.padEnd(width)}  ${table.copied}`);

@@ -166,6 +166,7 @@ describe('moving a single-node registry to PostgreSQL and S3', { skip }, () => {
     // One event still in the outbox at the move (the dispatcher stopped before fanning it out): the replicas send it.
     await old.webhooks.stop();
     await pushImage(app, 'tools/cli', '1.0', 'cli-1.0');
+    assert.equal((await admin('post', '/api/v1/gc', { dryRun: true })).status, 200, 'a collection report (gc_runs) moves too');
     refreshToken = (await token(app, ['repository:team/app:pull'], ALICE, true)).refresh_token!;
     oldToken = (await token(app, ['repository:team/app:pull'], ALICE)).token;
     before_ = await view(app);
@@ -198,7 +199,7 @@ describe('moving a single-node registry to PostgreSQL and S3', { skip }, () => {
     assert.equal(run.code, 0, run.stderr);
     const summary = JSON.parse(run.stdout) as { tables: Array<{ table: string; copied: number }>; nextIds: Record<string, number>; signingKeyCopied: boolean };
     assert.deepEqual(Object.fromEntries(summary.tables.map((t) => [t.table, t.copied])), sqliteCounts);
-    for (const table of ['repositories', 'manifests', 'tags', 'events', 'users', 'robots', 'grants', 'refresh_tokens', 'webhook_subscriptions', 'webhook_deliveries']) {
+    for (const table of ['repositories', 'manifests', 'tags', 'events', 'gc_runs', 'users', 'robots', 'grants', 'refresh_tokens', 'webhook_subscriptions', 'webhook_deliveries']) {
       assert.ok(sqliteCounts[table]! > 0, `the old registry had ${table}`);
     }
     assert.equal(summary.signingKeyCopied, true);
@@ -210,7 +211,10 @@ describe('moving a single-node registry to PostgreSQL and S3', { skip }, () => {
       for (const table of COPIED_TABLES) {
         const order = table.columns.slice(0, 2).join(', ');
         const columns = table.columns.join(', ');
-        const fromSqlite = db.prepare(`SELECT ${columns} FROM ${table.name} ORDER BY ${order}`).all() as Array<Record<string, unknown>>;
+        const fromSqlite = (db.prepare(`SELECT ${columns} FROM ${table.name} ORDER BY ${order}`).all() as Array<Record<string, unknown>>).map((row) =>
+          // The collection report is JSON text in SQLite, JSONB (read back parsed) in PostgreSQL.
+          table.name === 'gc_runs' ? { ...row, report: JSON.parse(row.report as string) } : row,
+        );
         const fromPostgres = (await pool.query(`SELECT ${columns} FROM ${table.name} ORDER BY ${order}`)).rows.map((row: Record<string, unknown>) => {
           for (const column of table.booleans ?? []) row[column] = row[column] === null ? null : Number(row[column]);
           return row;
