@@ -129,6 +129,7 @@ export async function assemble(config: Config, logger: Logger = createLogger(con
       maxConfigBytes: config.api.maxManifestBytes,
     }),
     ui: config.ui.enabled ? { assetsDir: config.ui.assetsDir } : undefined,
+    readOnly: config.storage.readOnly,
     operations: {
       metrics: {
         ...config.metrics,
@@ -157,7 +158,8 @@ export function buildRegistry(config: Config, store: BlobStore, metadata: Metada
     store,
     metadata,
     {
-      linkKnownBlobsOnHead: config.api.linkKnownBlobsOnHead,
+      // Linking on HEAD writes a link: not while read-only.
+      linkKnownBlobsOnHead: config.api.linkKnownBlobsOnHead && !config.storage.readOnly,
       maxManifestBytes: config.api.maxManifestBytes,
       defaultCatalogPageSize: config.api.catalogPageSize,
       maxPageSize: config.api.maxPageSize,
@@ -233,8 +235,12 @@ export async function startRegistry(config: Config, logger: Logger = createLogge
   };
   assembled.webhooks.listening(url);
   try {
-    await assembled.webhooks.start();
-    await gcSchedule.start();
+    // Read-only (maintenance, docs/migrate.md): nothing writes to the database, so deliveries and collections wait.
+    if (config.storage.readOnly) logger.warn('read-only (storage.readOnly): changes are refused; webhook deliveries and scheduled collections are paused');
+    else {
+      await assembled.webhooks.start();
+      await gcSchedule.start();
+    }
   } catch (error) {
     await close({ deadlineMs: 0 });
     throw error;

@@ -18,6 +18,7 @@ import { VERSION } from '../version.js';
 import { registerConfigCommands } from './config-commands.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { registerMetadataCommands } from './metadata-commands.js';
+import { registerMigrateCommands } from './migrate-commands.js';
 import { registerTagCommands } from './tag-commands.js';
 import { registerTransferCommands } from './transfer-commands.js';
 import { registerWebhookCommands } from './webhook-commands.js';
@@ -72,7 +73,7 @@ async function withAccounts<T>(program: Command, run: (accounts: AccountManager,
 
 export function buildProgram(): Command {
   const program = new Command('registry')
-    .description('Harbormaster registry: serve it, check its configuration, manage users, robots, grants, tags and webhooks, collect garbage, import and export images')
+    .description('Harbormaster registry: serve it, check its configuration, manage users, robots, grants, tags and webhooks, collect garbage, import and export images, move to PostgreSQL and S3')
     .version(VERSION, '-v, --version', 'print the version')
     .option('-c, --config <file>', 'configuration file (default: $REGISTRY_CONFIG, then config/registry.yaml)')
     .showHelpAfterError('(run with --help for usage)')
@@ -215,6 +216,7 @@ export function buildProgram(): Command {
   registerTagCommands(program);
   registerLifecycleCommands(program);
   registerMetadataCommands(program);
+  registerMigrateCommands(program);
   registerConfigCommands(program);
   registerWebhookCommands(program);
   registerTransferCommands(program);

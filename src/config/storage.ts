@@ -56,6 +56,8 @@ export const storageConfigSchema = z
     root: z.string().min(1, 'must not be empty').default('./storage'),
     /** Allow DELETE of manifests, tags and blobs. */
     deleteEnabled: z.boolean().default(true),
+    /** Maintenance: pulls only; every change refused (405 UNSUPPORTED), no webhook deliveries, pull events or scheduled collections (docs/migrate.md). */
+    readOnly: z.boolean().default(false),
     s3: s3Schema,
     redirect: redirectSchema,
   })

@@ -17,6 +17,7 @@ import type { WebhookService } from '../webhooks/service.js';
 import type { HttpAuth } from './auth-middleware.js';
 import { closeAfterEarlyAnswer } from './connection-guards.js';
 import { observeRequests } from './observe-requests.js';
+import { refuseWrites } from './read-only.js';
 import { recordRequestContext } from './request-context.js';
 import { observePulls } from './pull-events.js';
 import { allowedMethods, matchEndpoint } from './endpoints.js';
@@ -64,9 +65,11 @@ export interface AppDependencies {
   /** The web interface under /ui/ (absent: not served); `assetsDir` defaults to this installation's dist/ui. */
   ui?: { assetsDir?: string };
   operations?: OperationsDependencies;
+  /** storage.readOnly: pulls only, every change refused (read-only.ts), no pull events. */
+  readOnly?: boolean;
 }
 
-export function createApp({ registry, logger, auth, authenticate = auth?.authenticate, webhooks, lifecycle, browse, ui, operations = {} }: AppDependencies): Express {
+export function createApp({ registry, logger, auth, authenticate = auth?.authenticate, webhooks, lifecycle, browse, ui, operations = {}, readOnly = false }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -79,12 +82,14 @@ export function createApp({ registry, logger, auth, authenticate = auth?.authent
   const metrics = metricsSettings.enabled ? createMetrics({ ...metricsSettings.sources, stats: registry.stats }) : undefined;
   app.use(observeRequests({ logger, metrics, closing: operations.closing }));
   app.use(recordRequestContext());
+  if (readOnly) app.use(refuseWrites);
 
   // The registry API first: it carries nearly all traffic, so its requests should not walk past
   // every admin route. Only /v2 paths meet its authentication; anything else falls through.
   const v2 = express.Router({ caseSensitive: true, strict: true });
   if (authenticate) v2.use(authenticate);
-  if (webhooks) v2.use(observePulls(webhooks, logger));
+  // Pull events are outbox writes: none while read-only.
+  if (webhooks && !readOnly) v2.use(observePulls(webhooks, logger));
   registerBaseRoutes(v2);
   registerListingRoutes(v2, registry);
   registerUploadRoutes(v2, registry);

@@ -21,9 +21,9 @@ describe('registry CLI', () => {
   it('answers --help for every command', async () => {
     const top = await cli(root, ['--help']);
     assert.equal(top.code, 0);
-    const commands = ['serve', 'user', 'robot', 'grant', 'tag', 'config', 'webhook', 'import', 'export', 'gc', 'fsck', 'usage'];
+    const commands = ['serve', 'user', 'robot', 'grant', 'tag', 'config', 'webhook', 'import', 'export', 'gc', 'fsck', 'usage', 'migrate', 'migrate-blobs', 'migrate-metadata'];
     for (const command of commands) assert.match(top.stdout, new RegExp(`^  ${command}\\b`, 'm'), `${command} listed`);
-    for (const args of [['config', 'check'], ['config', 'schema'], ['tag', 'list'], ['tag', 'delete'], ['webhook', 'add'], ['webhook', 'deliveries'], ['import'], ['export']]) {
+    for (const args of [['config', 'check'], ['config', 'schema'], ['tag', 'list'], ['tag', 'delete'], ['webhook', 'add'], ['webhook', 'deliveries'], ['import'], ['export'], ['migrate-blobs'], ['migrate-metadata']]) {
       const help = await cli(root, [...args, '--help']);
       assert.equal(help.code, 0, args.join(' '));
       assert.match(help.stdout, new RegExp(`^Usage: registry ${args.join(' ')}`, 'm'));

@@ -5,7 +5,7 @@
  * `token_signing_keys` table: whoever can read the database can mint tokens, as with the
  * accounts it holds (docs/scale-out.md).
  */
-import { LOCKS, NOW_MS, transaction, type Pool } from './pool.js';
+import { LOCKS, NOW_MS, transaction, type Pool, type Queryable } from './pool.js';
 
 const KEY_NAME = 'default';
 
@@ -29,6 +29,11 @@ export async function sharedSigningKey(pool: Pool, algorithm: string, generate: 
   if ((inserted.rowCount ?? 0) > 0) return { pem, algorithm, created: true };
   // Another replica inserted its key first: that one is the key.
   return { ...(await read())!, created: false };
+}
+
+/** Stores a key made elsewhere (the single node's key file, moved by `registry migrate-metadata`) as the shared one. */
+export async function storeSigningKey(client: Queryable, pem: string, algorithm: string, createdAt: number): Promise<void> {
+  await client.query('INSERT INTO token_signing_keys (name, algorithm, pem, created_at) VALUES ($1, $2, $3, $4)', [KEY_NAME, algorithm, pem, createdAt]);
 }
 
 /** Records `kid` as the key replicas sign with; returns the one recorded before (null: none). Replicas starting together take turns. */
