@@ -5,7 +5,8 @@
  *
  *   npm run bench                 # full run (512 MiB layer, 5 rounds)
  *   npm run bench -- --quick      # smoke run (32 MiB layer, 1 round, short load tests)
- *   npm run bench -- --series s3  # only some series: push, load, scale, s3 (S3 on radosgw)
+ *   npm run bench -- --series s3  # only some series: push, load, scale, s3 (S3 on radosgw),
+ *                                 # postgres (metadata on PostgreSQL), ui, webhooks
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -19,6 +20,8 @@ import { repositoryName, seedDistribution, seedOurs, tagName, type ScaleSpec } f
 import { cpuSeconds, startDistribution, startOurs, withPeakRss, type BenchServer } from './lib/servers.js';
 import { uiRounds } from './ui.js';
 import { s3Rounds } from './s3.js';
+import { postgresRounds } from './postgres.js';
+import { measureLargeLayer, measureLoad, measureLoadWithTokenAuth, type BenchKit, type Name, type Series } from './lib/measures.js';
 import { runWebhookSeries } from './webhooks.js';
 
 const run = promisify(execFile);
@@ -32,11 +35,11 @@ const { values: args } = parseArgs({
     'load-seconds': { type: 'string' },
     tags: { type: 'string' },
     repositories: { type: 'string' },
-    /** Comma-separated series to run: push, load, scale, s3, ui, webhooks (default: all). */
+    /** Comma-separated series to run: push, load, scale, s3, postgres, ui, webhooks (default: all). */
     series: { type: 'string' },
   },
 });
-const series = new Set((args.series ?? 'push,load,scale,s3,ui,webhooks').split(','));
+const series = new Set((args.series ?? 'push,load,scale,s3,postgres,ui,webhooks').split(','));
 const quick = args.quick ?? false;
 const rounds = Number(args.rounds ?? (quick ? 1 : 5));
 const largeBytes = Number(args['large-mib'] ?? (quick ? 32 : 512)) * MiB;
@@ -47,9 +50,6 @@ const scale: ScaleSpec = {
   repositories: Number(args.repositories ?? (quick ? 1_000 : 10_000)),
 };
 
-type Name = BenchServer['name'];
-/** A series of samples: a registry, or this registry with token auth on. */
-type Series = Name | 'ours-token-auth';
 interface Measure {
   title: string;
   unit: string;
@@ -131,33 +131,9 @@ async function pushPullRounds(): Promise<void> {
       for (const name of order(round)) {
         const server = servers[name];
         console.error(`round ${round + 1}/${rounds}: ${name}`);
-        await clearClientCache();
-        const cpuBefore = await cpuSeconds(server.pid);
-        const { result: pushSeconds, peakRss } = await withPeakRss(server.pid, () =>
-          skopeo('copy', '--dest-tls-verify=false', `oci:${large}:latest`, `docker://${server.host}/bench/large:1`),
-        );
-        const pushCpu = (await cpuSeconds(server.pid)) - cpuBefore;
-        record('large layer push', 'MB/s', 'higher', '≥ 1.0×', name, layerBytes / MiB / pushSeconds);
-        record('large layer push: server CPU per GiB', 's', 'lower', '≤ 1.0×', name, (pushCpu * 1024 * MiB) / layerBytes);
-        record('large layer push: peak server RSS', 'MiB', 'lower', '< 100 MiB', name, peakRss / MiB);
-
-        const pulled = path.join(work, `pulled-${name}`);
-        const cpuBeforePull = await cpuSeconds(server.pid);
-        const pullSeconds = await skopeo('copy', '--src-tls-verify=false', `docker://${server.host}/bench/large:1`, `dir:${pulled}`);
-        const pullCpu = (await cpuSeconds(server.pid)) - cpuBeforePull;
-        const pulledBytes = await folderBytes(pulled);
-        await fs.rm(pulled, { recursive: true, force: true });
-        record('large layer pull', 'MB/s', 'higher', '≥ 1.0×', name, pulledBytes / MiB / pullSeconds);
-        record('large layer pull: server CPU per GiB', 's', 'lower', '≤ 1.0×', name, (pullCpu * 1024 * MiB) / pulledBytes);
-
         // skopeo itself moves about 160 MB/s on this machine (oci: to dir: with no registry), so
-        // the figures above are bounded by the client. curl shows what each server can take and give.
-        const upload = await curlUpload(server, 'bench/raw', layerFile, layerDigest);
-        record('large blob upload by curl (server-bound)', 'MB/s', 'higher', '', name, layerBytes / MiB / upload.seconds);
-        record('large blob upload by curl: server CPU per GiB', 's', 'lower', '', name, (upload.cpu * 1024 * MiB) / layerBytes);
-        const download = await curlDownload(server, `http://${server.host}/v2/bench/raw/blobs/${layerDigest}`);
-        record('large blob download by curl (server-bound)', 'MB/s', 'higher', '', name, download.bytes / MiB / download.seconds);
-        record('large blob download by curl: server CPU per GiB', 's', 'lower', '', name, (download.cpu * 1024 * MiB) / download.bytes);
+        // its push and pull figures are bounded by the client; curl shows what each server can take and give.
+        await measureLargeLayer(kit, server, '', { dir: large, layerBytes, layerDigest, layerFile }, '< 100 MiB');
 
         const proxy = await startTcpProxy(server.host);
         try {
@@ -243,51 +219,17 @@ async function loadRounds(): Promise<void> {
     for (const name of ['ours', 'distribution'] as const) {
       await skopeo('copy', '--dest-tls-verify=false', `oci:${image}:latest`, `docker://${servers[name].host}/bench/load:1`);
     }
-    await loadWithTokenAuth(image, built.layerDigests[0]!);
+    await measureLoadWithTokenAuth(kit, path.join(work, 'load-auth'), {}, '', image, built.layerDigests[0]!, Math.max(2, rounds));
     const loadRoundsCount = Math.max(2, rounds);
     for (let round = 0; round < loadRoundsCount; round++) {
       for (const name of order(round)) {
-        const base = `http://${servers[name].host}/v2/bench/load`;
         console.error(`load round ${round + 1}/${loadRoundsCount}: ${name}`);
-        const manifest = await hey('GET', `${base}/manifests/1`, 'application/vnd.oci.image.manifest.v1+json');
-        record('manifest GET by tag', 'req/s', 'higher', '≥ 5×', name, manifest.rps);
-        record('manifest GET by tag: p99', 'ms', 'lower', '≤ 0.2×', name, manifest.p99);
-        const head = await hey('HEAD', `${base}/blobs/${built.layerDigests[0]}`);
-        record('blob HEAD', 'req/s', 'higher', '≥ 5×', name, head.rps);
-        record('blob HEAD: p99', 'ms', 'lower', '≤ 0.2×', name, head.p99);
+        await measureLoad(kit, servers[name], '', built.layerDigests[0]!);
       }
     }
   } finally {
     await stopBoth(servers);
     await fs.rm(image, { recursive: true, force: true });
-  }
-}
-
-/**
- * The same load against this registry with token auth on (distribution, without a token
- * server here, is measured open): every request carries a Bearer token the registry verifies.
- */
-async function loadWithTokenAuth(image: string, layerDigest: string): Promise<void> {
-  const password = 'bench-admin-password';
-  const server = await startOurs(path.join(work, 'load-auth'), { REGISTRY_AUTH: 'token', REGISTRY_ADMIN_PASSWORD: password });
-  try {
-    await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', `admin:${password}`, `oci:${image}:latest`, `docker://${server.host}/bench/load:1`);
-    const response = await fetch(`http://${server.host}/auth/token?service=harbormaster-registry&scope=repository:bench/load:pull`, {
-      headers: { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` },
-    });
-    const { token } = (await response.json()) as { token: string };
-    const base = `http://${server.host}/v2/bench/load`;
-    for (let round = 0; round < Math.max(2, rounds); round++) {
-      console.error(`load round ${round + 1} with token auth: ours`);
-      const manifest = await hey('GET', `${base}/manifests/1`, 'application/vnd.oci.image.manifest.v1+json', token);
-      record('manifest GET by tag', 'req/s', 'higher', '≥ 5×', 'ours-token-auth', manifest.rps);
-      record('manifest GET by tag: p99', 'ms', 'lower', '≤ 0.2×', 'ours-token-auth', manifest.p99);
-      const head = await hey('HEAD', `${base}/blobs/${layerDigest}`, undefined, token);
-      record('blob HEAD', 'req/s', 'higher', '≥ 5×', 'ours-token-auth', head.rps);
-      record('blob HEAD: p99', 'ms', 'lower', '≤ 0.2×', 'ours-token-auth', head.p99);
-    }
-  } finally {
-    await server.stop();
   }
 }
 
@@ -370,8 +312,10 @@ function report(): string {
   return lines.join('\n');
 }
 
+const kit: BenchKit = { work, rounds, quick, largeBytes, record, order, clearClientCache, skopeo, hey, curlUpload, curlDownload };
+
 try {
-  for (const tool of ['skopeo', 'docker-registry', 'hey', ...(series.has('s3') ? ['radosgw'] : [])]) {
+  for (const tool of ['skopeo', 'docker-registry', 'hey', ...(series.has('s3') || series.has('postgres') ? ['radosgw'] : [])]) {
     try {
       await run('sh', ['-c', `command -v ${tool}`]);
     } catch {
@@ -385,8 +329,9 @@ try {
   if (series.has('load')) await loadRounds();
   if (series.has('scale')) await scaleRounds();
   if (series.has('s3')) {
-    await s3Rounds({ work, rounds, largeBytes, record, order, clearClientCache, skopeo, hey, curlUpload, curlDownload });
+    await s3Rounds(kit);
   }
+  if (series.has('postgres')) await postgresRounds(kit);
   if (series.has('ui')) await uiRounds({ work, scale, rounds, record });
   if (series.has('webhooks')) {
     for (const result of await runWebhookSeries(work, quick)) record(result.title, result.unit, result.better, result.target, 'ours', result.value);

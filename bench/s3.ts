@@ -9,29 +9,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { startRadosgw, type S3Server } from '../test/helpers/s3.js';
 import { buildLargeImage, buildManyLayerImage, folderBytes } from './lib/fixtures.js';
-import { cpuSeconds, startDistribution, startOurs, withPeakRss, type BenchServer } from './lib/servers.js';
+import { measureLargeLayer, measureLoad, type BenchKit, type Name } from './lib/measures.js';
+import { cpuSeconds, startDistribution, startOurs, type BenchServer } from './lib/servers.js';
 
 const MiB = 1024 * 1024;
 
-type Name = BenchServer['name'];
-
-/** What bench/run.ts lends the series: its recorder, clients and settings. */
-export interface BenchKit {
-  work: string;
-  rounds: number;
-  /** Size of the large layer. */
-  largeBytes: number;
-  record(title: string, unit: string, better: 'higher' | 'lower', target: string, name: Name, value: number): void;
-  order(round: number): Name[];
-  clearClientCache(): Promise<void>;
-  skopeo(...argv: string[]): Promise<number>;
-  hey(method: 'GET' | 'HEAD', url: string, accept?: string): Promise<{ rps: number; p99: number }>;
-  curlUpload(server: BenchServer, repository: string, file: string, digest: string): Promise<{ seconds: number; cpu: number }>;
-  curlDownload(server: BenchServer, url: string): Promise<{ bytes: number; seconds: number; cpu: number }>;
-}
-
 /** Distribution's s3 driver on the radosgw, with its redirects on or off. */
-function distributionStorage(rgw: S3Server, bucket: string, redirect: boolean): string[] {
+export function distributionStorage(rgw: S3Server, bucket: string, redirect: boolean): string[] {
   return [
     '  s3:',
     `    accesskey: ${rgw.accessKey}`,
@@ -79,38 +63,9 @@ export async function s3Rounds(kit: BenchKit): Promise<void> {
         for (const name of kit.order(round)) {
           const server = servers[name];
           console.error(`S3 round ${round + 1}/${kit.rounds}: ${name}`);
-          await kit.clearClientCache();
-          const cpuBefore = await cpuSeconds(server.pid);
-          const { result: pushSeconds, peakRss } = await withPeakRss(server.pid, () =>
-            kit.skopeo('copy', '--dest-tls-verify=false', `oci:${large.dir}:latest`, `docker://${server.host}/bench/large:1`),
-          );
-          const pushCpu = (await cpuSeconds(server.pid)) - cpuBefore;
-          kit.record('S3: large layer push', 'MB/s', 'higher', '≥ 1.0×', name, large.layerBytes / MiB / pushSeconds);
-          kit.record('S3: large layer push: server CPU per GiB', 's', 'lower', '≤ 1.0×', name, (pushCpu * 1024 * MiB) / large.layerBytes);
-          kit.record('S3: large layer push: peak server RSS', 'MiB', 'lower', '< 150 MiB', name, peakRss / MiB);
-
-          const pulled = path.join(kit.work, `s3-pulled-${name}`);
-          const cpuBeforePull = await cpuSeconds(server.pid);
-          const pullSeconds = await kit.skopeo('copy', '--src-tls-verify=false', `docker://${server.host}/bench/large:1`, `dir:${pulled}`);
-          const pullCpu = (await cpuSeconds(server.pid)) - cpuBeforePull;
-          const pulledBytes = await folderBytes(pulled);
-          await fs.rm(pulled, { recursive: true, force: true });
-          kit.record('S3: large layer pull', 'MB/s', 'higher', '≥ 1.0×', name, pulledBytes / MiB / pullSeconds);
-          kit.record('S3: large layer pull: server CPU per GiB', 's', 'lower', '≤ 1.0×', name, (pullCpu * 1024 * MiB) / pulledBytes);
-
-          const upload = await kit.curlUpload(server, 'bench/raw', large.layerFile, large.layerDigest);
-          kit.record('S3: large blob upload by curl', 'MB/s', 'higher', '≥ 1.0×', name, large.layerBytes / MiB / upload.seconds);
-          kit.record('S3: large blob upload by curl: server CPU per GiB', 's', 'lower', '≤ 1.0×', name, (upload.cpu * 1024 * MiB) / large.layerBytes);
-          const download = await kit.curlDownload(server, `http://${server.host}/v2/bench/raw/blobs/${large.layerDigest}`);
-          kit.record('S3: large blob download by curl', 'MB/s', 'higher', '≥ 1.0×', name, download.bytes / MiB / download.seconds);
-          kit.record('S3: large blob download by curl: server CPU per GiB', 's', 'lower', '≤ 1.0×', name, (download.cpu * 1024 * MiB) / download.bytes);
-
+          await measureLargeLayer(kit, server, 'S3: ', large, '< 150 MiB');
           await kit.skopeo('copy', '--dest-tls-verify=false', `oci:${load}:latest`, `docker://${server.host}/bench/load:1`);
-          const base = `http://${server.host}/v2/bench/load`;
-          const manifest = await kit.hey('GET', `${base}/manifests/1`, 'application/vnd.oci.image.manifest.v1+json');
-          kit.record('S3: manifest GET by tag', 'req/s', 'higher', '≥ 5×', name, manifest.rps);
-          const head = await kit.hey('HEAD', `${base}/blobs/${loadImage.layerDigests[0]}`);
-          kit.record('S3: blob HEAD', 'req/s', 'higher', '≥ 5×', name, head.rps);
+          await measureLoad(kit, server, 'S3: ', loadImage.layerDigests[0]!);
         }
       } finally {
         await stopPair(servers);

@@ -133,12 +133,17 @@ async function burst(base: string, receiver: Awaited<ReturnType<typeof startRece
   return [...acked].map(([key, ackedAt]) => Math.max(0, receiver.arrivals.find((a) => `${a.repository}:${a.tag}` === key)!.at - ackedAt));
 }
 
-export async function runWebhookSeries(work: string, quick: boolean): Promise<WebhookResult[]> {
+/**
+ * `env` adds settings to the registry (bench/postgres.ts: metadata on PostgreSQL), and `prefix`
+ * names its rows apart ("PG: ").
+ */
+export async function runWebhookSeries(work: string, quick: boolean, options: { env?: Record<string, string>; prefix?: string } = {}): Promise<WebhookResult[]> {
+  const prefix = options.prefix ?? '';
   const receiver = await startReceiver();
-  const root = path.join(work, 'webhooks-root');
+  const root = path.join(work, `${prefix.replace(/\W+/g, '-')}webhooks-root`);
   let server: BenchServer | undefined;
   try {
-    server = await startOurs(root);
+    server = await startOurs(root, options.env);
     const base = `http://${server.host}`;
     const subscription = await api(base, 'POST', '/api/v1/webhooks', { url: receiver.url, events: ['tag.created'] });
 
@@ -183,11 +188,11 @@ export async function runWebhookSeries(work: string, quick: boolean): Promise<We
     }
 
     return [
-      { title: 'Webhook push→delivered, 200 pushes / 8 clients / 20 repositories, median', unit: 'ms', better: 'lower', target: '—', value: percentile(ciBurst, 50) },
-      { title: 'Webhook push→delivered, 200 pushes / 8 clients / 20 repositories, p99', unit: 'ms', better: 'lower', target: '< 100 ms', value: percentile(ciBurst, 99) },
-      { title: 'Webhook push→delivered, single pushes, median', unit: 'ms', better: 'lower', target: '< 50 ms', value: percentile(single, 50) },
-      { title: `Webhook deliveries to a fast receiver (${total} queued, 20 repositories, order kept)`, unit: 'deliveries/s', better: 'higher', target: '≥ 1000/s', value: total / seconds },
-      { title: 'Webhook deliveries: the registry process CPU per delivery in that backlog', unit: 'ms', better: 'lower', target: '≤ 1 ms (1,000/s on one core)', value: cpuPerDeliveryMs },
+      { title: `${prefix}Webhook push→delivered, 200 pushes / 8 clients / 20 repositories, median`, unit: 'ms', better: 'lower', target: '—', value: percentile(ciBurst, 50) },
+      { title: `${prefix}Webhook push→delivered, 200 pushes / 8 clients / 20 repositories, p99`, unit: 'ms', better: 'lower', target: '< 100 ms', value: percentile(ciBurst, 99) },
+      { title: `${prefix}Webhook push→delivered, single pushes, median`, unit: 'ms', better: 'lower', target: '< 50 ms', value: percentile(single, 50) },
+      { title: `${prefix}Webhook deliveries to a fast receiver (${total} queued, 20 repositories, order kept)`, unit: 'deliveries/s', better: 'higher', target: '≥ 1000/s', value: total / seconds },
+      { title: `${prefix}Webhook deliveries: the registry process CPU per delivery in that backlog`, unit: 'ms', better: 'lower', target: '≤ 1 ms (1,000/s on one core)', value: cpuPerDeliveryMs },
     ];
   } finally {
     await server?.stop();

@@ -61,8 +61,8 @@ export class ManifestService {
   /** The manifest a tag or digest names, if the client's Accept header admits its type. */
   async get(repository: string, reference: string, acceptHeader?: string): Promise<ManifestRecord> {
     const target = await this.lookupReference(repository, reference);
-    const digest = await this.resolve(repository, target);
-    const manifest = digest ? await this.metadata.getManifest(repository, digest) : null;
+    const manifest =
+      target.kind === 'tag' ? await this.metadata.getTaggedManifest(repository, target.tag) : await this.metadata.getManifest(repository, target.digest);
     if (!manifest) throw await this.unknown(repository, reference);
     if (!accepts(acceptHeader, manifest.mediaType)) {
       throw new RegistryError('MANIFEST_UNKNOWN', `manifest is of type ${manifest.mediaType}, which the Accept header does not allow`, {
@@ -141,10 +141,6 @@ export class ManifestService {
       if (!isRegistryError(error)) throw error;
       throw await this.unknown(repository, reference, error.message);
     }
-  }
-
-  private async resolve(repository: string, target: ManifestReference): Promise<string | null> {
-    return target.kind === 'digest' ? target.digest : this.metadata.resolveTag(repository, target.tag);
   }
 
   /** NAME_UNKNOWN or MANIFEST_UNKNOWN; `invalid` says why no manifest can have the reference. */

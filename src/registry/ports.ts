@@ -288,6 +288,8 @@ export interface MetadataStore {
    */
   putManifest(repository: string, manifest: NewManifest, tag: string | null, actor: Actor, guard?: ManifestPutGuard): Promise<ManifestPutResult>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | null>;
+  /** The manifest a tag of the repository points at, in one lookup (a pull's first request); null when the tag is absent. */
+  getTaggedManifest(repository: string, tag: string): Promise<ManifestRecord | null>;
   resolveTag(repository: string, tag: string): Promise<string | null>;
   /**
    * Removes a manifest from a repository with every tag pointing at it; returns those tags, or

@@ -284,6 +284,24 @@ export function metadataStoreContract(name: string, makeStore: () => Promise<Met
         assert.ok(await store.getManifest(b, m.digest));
         assert.equal(await store.resolveTag(b, 'x'), m.digest);
       });
+
+      it('reads the manifest a tag points at in one lookup, and nothing for a tag elsewhere or gone', async () => {
+        const [name, other] = [repo('tagged'), repo('tagged-other')];
+        const [first, second] = [manifest(`${name}1`), manifest(`${name}2`)];
+        await store.putManifest(name, first, 'v1', ACTOR);
+        const got = await store.getTaggedManifest(name, 'v1');
+        assert.ok(got);
+        assert.equal(got.digest, first.digest);
+        assert.ok(first.content.equals(got.content));
+        assert.equal(got.mediaType, OCI_MANIFEST);
+        await store.putManifest(name, second, 'v1', ACTOR);
+        assert.equal((await store.getTaggedManifest(name, 'v1'))?.digest, second.digest, 'follows the tag when it moves');
+        await store.putManifest(other, first, 'v2', ACTOR);
+        assert.equal(await store.getTaggedManifest(name, 'v2'), null, "another repository's tag");
+        assert.equal(await store.getTaggedManifest(repo('nowhere'), 'v1'), null);
+        await store.deleteTag(name, 'v1', ACTOR);
+        assert.equal(await store.getTaggedManifest(name, 'v1'), null);
+      });
     });
 
     describe('listings', () => {

@@ -5,6 +5,7 @@
  *
  *   for (const kind of METADATA_BACKENDS) describe(`... (${kind.name})`, { skip: kind.skip }, () => { ... kind.open() ... });
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { after } from 'node:test';
 import type { MetadataConfig } from '../../src/config/metadata.js';
 import { openPostgresBackend, type PostgresBackend, type PostgresBackendOptions } from '../../src/metadata/postgres/index.js';
 import { openSqliteBackend, type SqliteBackend } from '../../src/metadata/sqlite/index.js';
+import type { NewManifest } from '../../src/registry/ports.js';
 import { postgresUnavailable, startPostgres, type PostgresServer } from './postgres.js';
 
 const unavailable = postgresUnavailable();
@@ -78,4 +80,19 @@ export async function openPostgresForTest(options: PostgresBackendOptions = {}, 
     options,
   );
   return { backend, cleanup: () => backend.close() };
+}
+
+/** An image manifest as the domain hands it to a store: unique per seed, referencing `layers` (blob digests). */
+export function manifestOf(seed: string, layers: string[] = []): NewManifest {
+  const content = Buffer.from(JSON.stringify({ schemaVersion: 2, seed, layers }));
+  return {
+    digest: `sha256:${createHash('sha256').update(content).digest('hex')}`,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    size: content.length,
+    content,
+    subject: null,
+    artifactType: null,
+    annotations: null,
+    references: layers.map((digest) => ({ digest, kind: 'blob' as const })),
+  };
 }

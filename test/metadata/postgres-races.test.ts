@@ -14,7 +14,7 @@ import type { PostgresBackend } from '../../src/metadata/postgres/index.js';
 import { createPool, type Pool } from '../../src/metadata/postgres/pool.js';
 import type { BlobCutoffs } from '../../src/registry/lifecycle-store.js';
 import type { Actor, NewManifest } from '../../src/registry/ports.js';
-import { freshPostgresDatabase, openPostgresForTest, POSTGRES_SKIP } from '../helpers/metadata-backends.js';
+import { freshPostgresDatabase, manifestOf, openPostgresForTest, POSTGRES_SKIP } from '../helpers/metadata-backends.js';
 
 const ACTOR: Actor = { name: 'tester', kind: 'user' };
 const digestOf = (seed: string) => `sha256:${createHash('sha256').update(seed).digest('hex')}`;
@@ -23,20 +23,6 @@ const repo = (label: string) => `races/${label}-${randomUUID().slice(0, 8)}`;
 function allOld(): BlobCutoffs {
   const now = Date.now() + 1000;
   return { now, graceCutoff: now, claimCutoff: 0 };
-}
-
-function manifestOf(seed: string, layers: string[] = []): NewManifest {
-  const content = Buffer.from(JSON.stringify({ schemaVersion: 2, seed, layers }));
-  return {
-    digest: digestOf(content.toString()),
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    size: content.length,
-    content,
-    subject: null,
-    artifactType: null,
-    annotations: null,
-    references: layers.map((digest) => ({ digest, kind: 'blob' as const })),
-  };
 }
 
 /** A promise and the function that resolves it: a hook waits on `released` until the test calls `release`. */

@@ -6,8 +6,16 @@
  */
 import type { AccountRef, AccountStore, Grant, RefreshTokenRecord, RobotRecord, Role, UserRecord } from '../../auth/accounts.js';
 import { REPOSITORY_ACTIONS, type RepositoryAction } from '../../auth/scopes.js';
-import { transaction, type Pool } from './pool.js';
+import { queryPrepared, transaction, type Pool, type PreparedStatement } from './pool.js';
 import { newInstance, ROBOT_COLUMNS, toGrant, toRefreshToken, toRobot, toUser, USER_COLUMNS, type GrantRow, type RefreshTokenRow, type RobotRow, type UserRow } from '../rows.js';
+
+/** What every request with a token reads (the live account behind it, then its grants), prepared once per connection. */
+const TOKEN_CHECKS = {
+  user: { name: 'account-user', text: `SELECT ${USER_COLUMNS} FROM users WHERE name = $1` },
+  robot: { name: 'account-robot', text: `SELECT ${ROBOT_COLUMNS} FROM robots WHERE name = $1` },
+  userGrants: { name: 'account-user-grants', text: 'SELECT id, pattern, actions FROM grants WHERE user_id = $1 ORDER BY pattern' },
+  robotGrants: { name: 'account-robot-grants', text: 'SELECT id, pattern, actions FROM grants WHERE robot_id = $1 ORDER BY pattern' },
+} satisfies Record<string, PreparedStatement>;
 
 export class PostgresAccountStore implements AccountStore {
   constructor(
@@ -34,7 +42,7 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async getUser(name: string): Promise<UserRecord | null> {
-    return toUser((await this.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE name = $1`, [name])).rows[0]);
+    return toUser((await queryPrepared<UserRow>(this.pool, TOKEN_CHECKS.user, [name])).rows[0]);
   }
 
   async getUserById(id: number): Promise<UserRecord | null> {
@@ -81,7 +89,7 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async getRobot(name: string): Promise<RobotRecord | null> {
-    return toRobot((await this.pool.query<RobotRow>(`SELECT ${ROBOT_COLUMNS} FROM robots WHERE name = $1`, [name])).rows[0]);
+    return toRobot((await queryPrepared<RobotRow>(this.pool, TOKEN_CHECKS.robot, [name])).rows[0]);
   }
 
   async getRobotById(id: number): Promise<RobotRecord | null> {
@@ -102,7 +110,7 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async listGrants(owner: AccountRef): Promise<Grant[]> {
-    const { rows } = await this.pool.query<GrantRow>(`SELECT id, pattern, actions FROM grants WHERE ${ownerColumn(owner)} = $1 ORDER BY pattern`, [owner.id]);
+    const { rows } = await queryPrepared<GrantRow>(this.pool, owner.kind === 'user' ? TOKEN_CHECKS.userGrants : TOKEN_CHECKS.robotGrants, [owner.id]);
     return rows.map(toGrant);
   }
 

@@ -31,7 +31,7 @@ import type {
   UploadUpdate,
 } from '../../registry/ports.js';
 import { readEvents, writeEvents, type EventInput } from './outbox.js';
-import { LOCKS, NOW_MS, transaction, type Pool, type Queryable } from './pool.js';
+import { LOCKS, NOW_MS, queryPrepared, transaction, type Pool, type PreparedStatement, type Queryable } from './pool.js';
 import { lockOrCreateRepository, lockRepository } from './repositories.js';
 import { PostgresUploads } from './uploads.js';
 import { heldBytesSql } from './usage-queries.js';
@@ -46,6 +46,36 @@ export interface MetadataHooks {
 }
 
 const HELD_BYTES = heldBytesSql('$1');
+
+const MANIFEST_COLUMNS = 'm.digest, m.media_type, m.size, m.content, m.subject, m.artifact_type';
+const LINKED_MANIFEST = `SELECT ${MANIFEST_COLUMNS}
+     FROM repository_manifests l JOIN repositories r ON r.id = l.repository_id
+     JOIN manifests m ON m.digest = l.digest
+     WHERE r.name = $1 AND l.digest = $2`;
+
+/**
+ * The reads of every pull and of a push's existence checks, prepared once per connection: a
+ * manifest GET by tag is one round trip of Bind and Execute, with no parse or plan on the server.
+ */
+const HOT = {
+  repositoryExists: { name: 'repository-exists', text: 'SELECT 1 FROM repositories WHERE name = $1' },
+  repositoryBlob: {
+    name: 'repository-blob',
+    text: `SELECT b.digest, b.size FROM repository_blobs l
+       JOIN repositories r ON r.id = l.repository_id JOIN blobs b ON b.digest = l.digest
+       WHERE r.name = $1 AND l.digest = $2`,
+  },
+  resolveTag: { name: 'resolve-tag', text: 'SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.name = $2' },
+  linkedManifest: { name: 'linked-manifest', text: LINKED_MANIFEST },
+  taggedManifest: {
+    name: 'tagged-manifest',
+    text: `SELECT ${MANIFEST_COLUMNS}
+     FROM tags t JOIN repositories r ON r.id = t.repository_id
+     JOIN repository_manifests l ON l.repository_id = t.repository_id AND l.digest = t.digest
+     JOIN manifests m ON m.digest = l.digest
+     WHERE r.name = $1 AND t.name = $2`,
+  },
+} satisfies Record<string, PreparedStatement>;
 
 /** Takes the advisory lock of a digest until the transaction ends. */
 export async function lockDigest(client: Queryable, digest: string): Promise<void> {
@@ -69,7 +99,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async repositoryExists(repository: string): Promise<boolean> {
-    return ((await this.pool.query('SELECT 1 FROM repositories WHERE name = $1', [repository])).rowCount ?? 0) > 0;
+    return ((await queryPrepared(this.pool, HOT.repositoryExists, [repository])).rowCount ?? 0) > 0;
   }
 
   async listRepositories(page: PageRequest): Promise<string[]> {
@@ -86,12 +116,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async getRepositoryBlob(repository: string, digest: string): Promise<RepositoryBlob | null> {
-    const { rows } = await this.pool.query<RepositoryBlob>(
-      `SELECT b.digest, b.size FROM repository_blobs l
-       JOIN repositories r ON r.id = l.repository_id JOIN blobs b ON b.digest = l.digest
-       WHERE r.name = $1 AND l.digest = $2`,
-      [repository, digest],
-    );
+    const { rows } = await queryPrepared<RepositoryBlob>(this.pool, HOT.repositoryBlob, [repository, digest]);
     return rows[0] ?? null;
   }
 
@@ -216,15 +241,17 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async getManifest(repository: string, digest: string): Promise<ManifestRecord | null> {
-    const row = await linkedManifest(this.pool, repository, digest);
+    const row = (await queryPrepared<ManifestRow>(this.pool, HOT.linkedManifest, [repository, digest])).rows[0];
+    return row ? toManifestRecord(row) : null;
+  }
+
+  async getTaggedManifest(repository: string, tag: string): Promise<ManifestRecord | null> {
+    const row = (await queryPrepared<ManifestRow>(this.pool, HOT.taggedManifest, [repository, tag])).rows[0];
     return row ? toManifestRecord(row) : null;
   }
 
   async resolveTag(repository: string, tag: string): Promise<string | null> {
-    const { rows } = await this.pool.query<{ digest: string }>(
-      'SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.name = $2',
-      [repository, tag],
-    );
+    const { rows } = await queryPrepared<{ digest: string }>(this.pool, HOT.resolveTag, [repository, tag]);
     return rows[0]?.digest ?? null;
   }
 
@@ -391,13 +418,7 @@ async function tagDigest(client: Queryable, repositoryId: number, tag: string): 
 }
 
 async function linkedManifest(db: Queryable, repository: string, digest: string): Promise<ManifestRow | undefined> {
-  const { rows } = await db.query<ManifestRow>(
-    `SELECT m.digest, m.media_type, m.size, m.content, m.subject, m.artifact_type
-     FROM repository_manifests l JOIN repositories r ON r.id = l.repository_id
-     JOIN manifests m ON m.digest = l.digest
-     WHERE r.name = $1 AND l.digest = $2`,
-    [repository, digest],
-  );
+  const { rows } = await db.query<ManifestRow>(LINKED_MANIFEST, [repository, digest]);
   return rows[0];
 }
 

@@ -59,6 +59,20 @@ export function createPool(settings: PostgresSettings): Pool {
   return pool;
 }
 
+/**
+ * A statement of a hot path (manifest GET, blob HEAD), prepared once per connection under its
+ * name: later runs skip PostgreSQL's parse and plan and send only Bind and Execute. Only for
+ * statements whose plan does not depend on the values (lookups by unique keys).
+ */
+export interface PreparedStatement {
+  name: string;
+  text: string;
+}
+
+export function queryPrepared<R extends pg.QueryResultRow>(pool: Pool, statement: PreparedStatement, values: unknown[]): Promise<pg.QueryResult<R>> {
+  return pool.query<R>({ name: statement.name, text: statement.text, values });
+}
+
 /** SQLSTATEs after which a transaction may simply run again: serialization failure, deadlock detected. */
 const RETRYABLE = new Set(['40001', '40P01']);
 const MAX_ATTEMPTS = 5;

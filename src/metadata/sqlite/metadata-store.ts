@@ -202,6 +202,11 @@ export class SqliteMetadataStore implements MetadataStore {
     return row ? toManifestRecord(row) : null;
   }
 
+  async getTaggedManifest(repository: string, tag: string): Promise<ManifestRecord | null> {
+    const digest = this.statements.resolveTag.get(repository, tag) as string | undefined;
+    return digest === undefined ? null : this.getManifest(repository, digest);
+  }
+
   async resolveTag(repository: string, tag: string): Promise<string | null> {
     return (this.statements.resolveTag.get(repository, tag) as string | undefined) ?? null;
   }
