@@ -43,7 +43,7 @@ interface Delivery {
 }
 
 const EVENT_TYPES = ['repository.created', 'tag.created', 'tag.updated', 'tag.deleted', 'manifest.deleted', 'manifest.pulled'];
-const FORMATS = ['native', 'distribution', 'cloudevents'];
+const FORMATS = ['native', 'distribution', 'cloudevents', 'dockerhub'];
 const hooks = '/api/v1/webhooks';
 const admin = { scopes: [ADMIN] };
 const patterns = (text: string) => text.split(/[\s,]+/).filter(Boolean);
