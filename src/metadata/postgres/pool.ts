@@ -1,10 +1,12 @@
 /**
- * The connection pool every PostgreSQL store shares, and the two things every query needs:
+ * The connection pool every PostgreSQL store shares, and the three things every query needs:
  * numbers parsed once (BIGINT and NUMERIC come back from node-postgres as strings; here, and
- * only here, they become numbers) and transactions that always end.
+ * only here, they become numbers), transactions that always end, and a database that cannot be
+ * reached reported as such (503 with Retry-After, not a 500 that clients give up on).
  */
 import pg from 'pg';
 import type { PostgresSettings } from '../../config/metadata.js';
+import { RegistryError } from '../../registry/errors.js';
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -56,7 +58,34 @@ export function createPool(settings: PostgresSettings): Pool {
   });
   // An idle connection the server dropped (restart, failover) must not crash the process: the next query reconnects.
   pool.on('error', () => undefined);
+  // Every store queries through the pool (or a client of transaction(), which translates too).
+  const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+  (pool as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = (...args) => query(...args).catch(rethrowUnavailable);
   return pool;
+}
+
+/** Socket errors meaning the server is not there (or went away), not that a statement failed. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+/** SQLSTATEs of a server shutting down or not accepting connections yet (class 08 is checked as a class). */
+const SERVER_GOING = new Set(['57P01', '57P02', '57P03', '53300']);
+
+/**
+ * Whether an error means the database cannot be reached right now: a socket error, a
+ * connection exception (SQLSTATE class 08), the server shutting down or refusing connections,
+ * or node-postgres's own connect timeout and "connection terminated".
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (UNREACHABLE.has(code) || SERVER_GOING.has(code) || /^08/.test(code))) return true;
+  return /^Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(error.message);
+}
+
+function rethrowUnavailable(error: unknown): never {
+  if (isDatabaseUnavailable(error)) {
+    throw new RegistryError('UNKNOWN', 'the metadata database is unavailable; try again shortly', undefined, { status: 503, headers: { 'Retry-After': '1' }, cause: error });
+  }
+  throw error;
 }
 
 /**
@@ -84,7 +113,7 @@ const MAX_ATTEMPTS = 5;
  */
 export async function transaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const client = await pool.connect();
+    const client = await pool.connect().catch(rethrowUnavailable);
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -98,7 +127,7 @@ export async function transaction<T>(pool: Pool, work: (client: PoolClient) => P
         broken = true;
       }
       if (attempt < MAX_ATTEMPTS && RETRYABLE.has((error as { code?: string }).code ?? '')) continue;
-      throw error;
+      rethrowUnavailable(error);
     } finally {
       client.release(broken);
     }
