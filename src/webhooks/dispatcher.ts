@@ -48,6 +48,8 @@ export class Dispatcher {
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly perEndpoint = new Map<string, number>();
   private readonly compiled = new Map<string, { updatedAt: number; compiled: CompiledSubscription }>();
+  /** Outcomes waiting for this turn's batch (see {@link record}). */
+  private readonly outcomes: PendingOutcome[] = [];
   private started = false;
   /** A due delivery was held back by an in-flight limit: the next completion runs a full pass. */
   private capped = false;
@@ -257,25 +259,39 @@ export class Dispatcher {
 
   /**
    * Records an attempt's outcome. When the delivery leaves its lane (delivered or failed) and the
-   * lane may go on, the store writes the outcome and claims the lane's next delivery in one
-   * transaction (half the commits of a backlog), noted in `lane` for {@link send} to start.
+   * lane may go on, the outcome joins the batch written at the end of this turn of the event
+   * loop: one transaction records every outcome in it and claims each lane's next delivery
+   * (with many lanes in flight, a backlog takes a fraction of a commit per delivery), noted in
+   * `lane` for {@link send} to start.
    */
-  private async record(delivery: Delivery, subscription: Subscription, outcome: AttemptOutcome, lane: LaneProgress): Promise<void> {
+  private record(delivery: Delivery, subscription: Subscription, outcome: AttemptOutcome, lane: LaneProgress): Promise<void> {
     const repository = delivery.repository;
-    if (outcome.state === 'pending' || repository === null || !this.store.recordAttemptAndClaimNext || this.capped || !this.started) {
-      await this.store.recordAttempt(delivery.id, outcome);
-      return;
+    if (outcome.state === 'pending' || repository === null || !this.store.recordAttemptsAndClaimNext || this.capped || !this.started) {
+      return this.store.recordAttempt(delivery.id, outcome);
     }
-    const at = this.now();
-    const next = await this.store.recordAttemptAndClaimNext(delivery.id, outcome, {
-      subscriptionId: subscription.id,
-      repository,
-      at,
-      holdUntil: claimHold(at, this.config),
-      maxAgeMs: this.config.maxAgeMs,
+    return new Promise<void>((resolve, reject) => {
+      this.outcomes.push({ deliveryId: delivery.id, outcome, subscriptionId: subscription.id, repository, lane, resolve, reject });
+      if (this.outcomes.length === 1) setImmediate(() => void this.writeOutcomes());
     });
-    lane.checked = true;
-    lane.next = next && { ...next, claimedAt: at };
+  }
+
+  private async writeOutcomes(): Promise<void> {
+    const batch = this.outcomes.splice(0);
+    const at = this.now();
+    const next = { at, holdUntil: claimHold(at, this.config), maxAgeMs: this.config.maxAgeMs };
+    try {
+      const claimed = await this.store.recordAttemptsAndClaimNext!(
+        batch.map((item) => ({ deliveryId: item.deliveryId, outcome: item.outcome, next: { ...next, subscriptionId: item.subscriptionId, repository: item.repository } })),
+      );
+      batch.forEach((item, i) => {
+        const due = claimed[i] ?? null;
+        item.lane.checked = true;
+        item.lane.next = due && { ...due, claimedAt: at };
+        item.resolve();
+      });
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+    }
   }
 
   private async deliver(delivery: Delivery, subscription: Subscription, lane: LaneProgress, claimedAt?: number): Promise<void> {
@@ -286,6 +302,9 @@ export class Dispatcher {
     });
     if (!outcome) return;
     const { attempt } = outcome;
+    // A backlog delivers thousands a second: build the log line only when it will be written.
+    const level = outcome.state === 'delivered' ? 'info' : outcome.state === 'pending' ? 'warn' : 'error';
+    if (!this.logger.isLevelEnabled(level)) return;
     const context = {
       subscription: subscription.id,
       delivery: delivery.id,
@@ -319,6 +338,16 @@ export class Dispatcher {
 interface LaneProgress {
   checked: boolean;
   next: (DueDelivery & { claimedAt: number }) | null;
+}
+
+interface PendingOutcome {
+  deliveryId: number;
+  outcome: AttemptOutcome;
+  subscriptionId: string;
+  repository: string;
+  lane: LaneProgress;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 /** scheme://host:port — the unit the in-flight bound applies to. */

@@ -229,6 +229,7 @@ export interface SendResult {
  */
 export class WebhookSender {
   private readonly agent: Agent;
+  private readonly allowedUrls = new Set<string>();
 
   constructor(
     readonly policy: DestinationPolicy,
@@ -253,7 +254,14 @@ export class WebhookSender {
     let target: URL;
     try {
       target = new URL(url);
-      this.policy.checkUrl(target);
+      if (!this.allowedUrls.has(url)) {
+        this.policy.checkUrl(target);
+        // The policy never changes for this sender: a URL allowed once is allowed (a backlog
+        // posts to one URL thousands of times; the addresses it resolves to are still checked
+        // on every new connection).
+        if (this.allowedUrls.size >= ALLOWED_URLS_KEPT) this.allowedUrls.clear();
+        this.allowedUrls.add(url);
+      }
     } catch (error) {
       return failure(elapsed(), redactUrlsIn((error as Error).message), false);
     }
@@ -319,6 +327,7 @@ function headerOf(response: Dispatcher.ResponseData, name: string): string | nul
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const ALLOWED_URLS_KEPT = 1_000;
 const MAX_REDIRECTS = 5;
 
 function failure(latencyMs: number, error: string, retryable: boolean, status: number | null = null): SendResult {

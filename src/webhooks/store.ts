@@ -50,6 +50,13 @@ export interface LaneClaim {
   maxAgeMs: number;
 }
 
+/** An attempt's outcome, and the lane to continue. */
+export interface LaneOutcome {
+  deliveryId: number;
+  outcome: AttemptOutcome;
+  next: LaneClaim;
+}
+
 export interface AttemptOutcome {
   attempt: DeliveryAttempt;
   state: DeliveryState;
@@ -114,13 +121,14 @@ export interface WebhookStore {
   /** Writes the outcome of the attempt begun with {@link beginAttempt} and moves the delivery to its new state, atomically. */
   recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void>;
   /**
-   * A lane's backlog in one transaction per delivery instead of two (optional; the dispatcher
-   * falls back to {@link recordAttempt}, {@link laneHead} and {@link beginAttempt}): writes an
-   * attempt's outcome as {@link recordAttempt} does and, when the lane's next delivery is then
-   * due and its subscription active, claims that one's next attempt as {@link beginAttempt}
-   * would. Returns the claimed delivery as it was before the claim, or null.
+   * A backlog in fewer commits (optional; the dispatcher falls back to {@link recordAttempt},
+   * {@link laneHead} and {@link beginAttempt}): for each item, in one transaction for all,
+   * writes an attempt's outcome as {@link recordAttempt} does and, when the lane's next delivery
+   * is then due and its subscription active, claims that one's next attempt as
+   * {@link beginAttempt} would. Returns, per item, the claimed delivery as it was before the
+   * claim, or null.
    */
-  recordAttemptAndClaimNext?(deliveryId: number, outcome: AttemptOutcome, next: LaneClaim): Promise<DueDelivery | null>;
+  recordAttemptsAndClaimNext?(items: readonly LaneOutcome[]): Promise<Array<DueDelivery | null>>;
 
   listDeliveries(query: DeliveryQuery): Promise<Delivery[]>;
   getDelivery(id: number): Promise<DeliveryWithAttempts | null>;

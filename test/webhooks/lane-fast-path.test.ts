@@ -17,7 +17,7 @@ describe('recording an outcome and claiming the lane next', () => {
   test('the store claims the lane next only when it is due and its subscription active, as beginAttempt would', async (t) => {
     const { registry, listener } = await registryAndListener(cleanups, { start: false });
     const store = registry.webhooks.store;
-    if (!store.recordAttemptAndClaimNext) return t.skip(`the ${process.env.TEST_METADATA_DRIVER ?? "sqlite"} webhook store has no fast path`);
+    if (!store.recordAttemptsAndClaimNext) return t.skip(`the ${process.env.TEST_METADATA_DRIVER ?? "sqlite"} webhook store has no fast path`);
     const sub = await registry.webhooks.createSubscription({ url: listener.url, secret: SECRET, events: ['tag.created'] });
     const now = Date.now();
     const queued = [];
@@ -34,7 +34,7 @@ describe('recording an outcome and claiming the lane next', () => {
     const lane = { subscriptionId: sub.id, repository: 'team/app', at: now + 1, holdUntil: now + 9_000, maxAgeMs: 60_000 };
     const delivered = { attempt: { attempt: 1, at: now, status: 204, latencyMs: 1, error: null, responseBody: null }, state: 'delivered' as const, nextAttemptAt: now };
 
-    const next = await store.recordAttemptAndClaimNext(first.id, delivered, lane);
+    const [next] = await store.recordAttemptsAndClaimNext([{ deliveryId: first.id, outcome: delivered, next: lane }]);
     assert.equal(next?.delivery.id, second.id, 'the lane head after the delivered one');
     assert.equal(next?.delivery.attempts, 0, 'returned as it was before the claim');
     assert.equal((await store.getDelivery(first.id))?.state, 'delivered');
@@ -48,9 +48,39 @@ describe('recording an outcome and claiming the lane next', () => {
     // The lane's next is not sent while the subscription is paused: the outcome is still written.
     await registry.webhooks.updateSubscription(sub.id, { state: 'paused' });
     const secondDone = { ...delivered, attempt: { ...delivered.attempt, at: now + 2 } };
-    assert.equal(await store.recordAttemptAndClaimNext(second.id, secondDone, lane), null);
+    assert.deepEqual(await store.recordAttemptsAndClaimNext([{ deliveryId: second.id, outcome: secondDone, next: lane }]), [null]);
     assert.equal((await store.getDelivery(second.id))?.state, 'delivered');
     assert.equal((await store.getDelivery(third.id))?.attempts, 0, 'nothing claimed');
+  });
+
+  test('one batch over several lanes records every outcome and claims each lane next', async (t) => {
+    const { registry, listener } = await registryAndListener(cleanups, { start: false });
+    const store = registry.webhooks.store;
+    if (!store.recordAttemptsAndClaimNext) return t.skip(`the ${process.env.TEST_METADATA_DRIVER ?? 'sqlite'} webhook store has no fast path`);
+    const sub = await registry.webhooks.createSubscription({ url: listener.url, secret: SECRET, events: ['tag.created'] });
+    const now = Date.now();
+    const lanes = ['team/a', 'team/b', 'team/c'];
+    const ids = new Map<string, number[]>();
+    for (const n of [1, 2]) {
+      for (const repository of lanes) {
+        const delivery = await store.insertDelivery(
+          { subscriptionId: sub.id, eventId: `${repository}-${n}`, eventType: 'tag.created', repository, payload: { tag: `v${n}` } as never, context: { scheme: 'http', request: null } as never },
+          now,
+          now + 60_000,
+        );
+        ids.set(repository, [...(ids.get(repository) ?? []), delivery!.id]);
+      }
+    }
+    for (const repository of lanes) assert.ok(await store.beginAttempt(ids.get(repository)![0]!, 1, now, now + 5_000, 60_000));
+    const outcome = { attempt: { attempt: 1, at: now, status: 204, latencyMs: 1, error: null, responseBody: null }, state: 'delivered' as const, nextAttemptAt: now };
+    const claimed = await store.recordAttemptsAndClaimNext(
+      lanes.map((repository) => ({ deliveryId: ids.get(repository)![0]!, outcome, next: { subscriptionId: sub.id, repository, at: now + 1, holdUntil: now + 9_000, maxAgeMs: 60_000 } })),
+    );
+    assert.deepEqual(claimed.map((due) => due?.delivery.id), lanes.map((repository) => ids.get(repository)![1]), 'each lane its own next, in the order asked');
+    for (const repository of lanes) {
+      assert.equal((await store.getDelivery(ids.get(repository)![0]!))?.state, 'delivered');
+      assert.equal((await store.getDelivery(ids.get(repository)![1]!))?.attempts, 1);
+    }
   });
 
   test('a backlog goes out in order, each delivery sent once, and stopping leaves no claimed delivery unsent', async (t) => {
@@ -61,13 +91,13 @@ describe('recording an outcome and claiming the lane next', () => {
     await waitFor(async () => (await registry.webhooks.listDeliveries(sub.id, { limit: 100 })).length === tags.length, 'the backlog queued');
     // Forces the interleaving: the dispatcher is stopped just after a finished delivery claimed its lane's next.
     const store = registry.webhooks.store;
-    const original = store.recordAttemptAndClaimNext?.bind(store);
+    const original = store.recordAttemptsAndClaimNext?.bind(store);
     if (!original) return t.skip(`the ${process.env.TEST_METADATA_DRIVER ?? 'sqlite'} webhook store has no fast path`);
     let stopping: Promise<void> | undefined;
-    store.recordAttemptAndClaimNext = async (...args) => {
-      const next = await original(...args);
-      if (next && listener.received.length >= 10) stopping ??= registry.webhooks.stop();
-      return next;
+    store.recordAttemptsAndClaimNext = async (items) => {
+      const claimed = await original(items);
+      if (claimed.some(Boolean) && listener.received.length >= 10) stopping ??= registry.webhooks.stop();
+      return claimed;
     };
     listener.respond = () => ({ status: 204, delayMs: 30 });
     await registry.webhooks.updateSubscription(sub.id, { state: 'active' });

@@ -18,7 +18,7 @@ import type {
   DeliveryStats,
   DueDelivery,
   EventQuery,
-  LaneClaim,
+  LaneOutcome,
   NewDelivery,
   NewSubscription,
   SubscriptionPatch,
@@ -146,12 +146,15 @@ export class PostgresWebhookStore implements WebhookStore {
     await transaction(this.pool, (client) => writeOutcome(client, deliveryId, outcome));
   }
 
-  async recordAttemptAndClaimNext(deliveryId: number, outcome: AttemptOutcome, next: LaneClaim): Promise<DueDelivery | null> {
+  async recordAttemptsAndClaimNext(items: readonly LaneOutcome[]): Promise<Array<DueDelivery | null>> {
     return transaction(this.pool, async (client) => {
-      await writeOutcome(client, deliveryId, outcome);
-      const head = await this.laneHeadIn(client, next.subscriptionId, next.repository, next.at);
-      if (!head) return null;
-      return (await claimAttempt(client, head.delivery.id, head.delivery.attempts + 1, next.at, next.holdUntil, next.maxAgeMs)) ? head : null;
+      const claimed: Array<DueDelivery | null> = [];
+      for (const { deliveryId, outcome, next } of items) {
+        await writeOutcome(client, deliveryId, outcome);
+        const head = await this.laneHeadIn(client, next.subscriptionId, next.repository, next.at);
+        claimed.push(head && (await claimAttempt(client, head.delivery.id, head.delivery.attempts + 1, next.at, next.holdUntil, next.maxAgeMs)) ? head : null);
+      }
+      return claimed;
     });
   }
 

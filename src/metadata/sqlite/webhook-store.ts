@@ -13,7 +13,7 @@ import type {
   DeliveryStats,
   DueDelivery,
   EventQuery,
-  LaneClaim,
+  LaneOutcome,
   NewDelivery,
   NewSubscription,
   SubscriptionPatch,
@@ -113,14 +113,16 @@ export class SqliteWebhookStore implements WebhookStore {
     this.db.transaction(() => this.writeOutcome(deliveryId, outcome))();
   }
 
-  async recordAttemptAndClaimNext(deliveryId: number, outcome: AttemptOutcome, next: LaneClaim): Promise<DueDelivery | null> {
-    return this.db.transaction(() => {
-      this.writeOutcome(deliveryId, outcome);
-      const row = this.statements.laneHead.get(next.subscriptionId, next.repository, next.at) as DueRow | undefined;
-      if (!row) return null;
-      const due = toDue(row);
-      return this.claim(due.delivery.id, due.delivery.attempts + 1, next.at, next.holdUntil, next.maxAgeMs) ? due : null;
-    })();
+  async recordAttemptsAndClaimNext(items: readonly LaneOutcome[]): Promise<Array<DueDelivery | null>> {
+    return this.db.transaction(() =>
+      items.map(({ deliveryId, outcome, next }) => {
+        this.writeOutcome(deliveryId, outcome);
+        const row = this.statements.laneHead.get(next.subscriptionId, next.repository, next.at) as DueRow | undefined;
+        if (!row) return null;
+        const due = toDue(row);
+        return this.claim(due.delivery.id, due.delivery.attempts + 1, next.at, next.holdUntil, next.maxAgeMs) ? due : null;
+      }),
+    )();
   }
 
   /** beginAttempt's statements, inside the caller's transaction. */
