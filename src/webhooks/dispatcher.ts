@@ -236,10 +236,10 @@ export class Dispatcher {
   }
 
   /**
-   * The delivery of a lane finished without the store's fast path: start the lane's next one
-   * straight away (one indexed lookup, not a pass over every lane), so a backlog flows at the
-   * receiver's pace. A full pass runs instead when deliveries were held back by the in-flight
-   * limits, or for pings.
+   * A delivery finished whose outcome was recorded alone (a retry is due later, the limits held
+   * deliveries back, the dispatcher is stopping): start the lane's next one if it is due (one
+   * indexed lookup, not a pass over every lane). A full pass runs instead when deliveries were
+   * held back by the in-flight limits, or for pings.
    */
   private async continueLane(finished: Delivery, subscription: Subscription): Promise<void> {
     if (this.capped || finished.repository === null || !this.started) {
@@ -266,7 +266,7 @@ export class Dispatcher {
    */
   private record(delivery: Delivery, subscription: Subscription, outcome: AttemptOutcome, lane: LaneProgress): Promise<void> {
     const repository = delivery.repository;
-    if (outcome.state === 'pending' || repository === null || !this.store.recordAttemptsAndClaimNext || this.capped || !this.started) {
+    if (outcome.state === 'pending' || repository === null || this.capped || !this.started) {
       return this.store.recordAttempt(delivery.id, outcome);
     }
     return new Promise<void>((resolve, reject) => {
@@ -280,7 +280,7 @@ export class Dispatcher {
     const at = this.now();
     const next = { at, holdUntil: claimHold(at, this.config), maxAgeMs: this.config.maxAgeMs };
     try {
-      const claimed = await this.store.recordAttemptsAndClaimNext!(
+      const claimed = await this.store.recordAttemptsAndClaimNext(
         batch.map((item) => ({ deliveryId: item.deliveryId, outcome: item.outcome, next: { ...next, subscriptionId: item.subscriptionId, repository: item.repository } })),
       );
       batch.forEach((item, i) => {

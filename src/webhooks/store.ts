@@ -121,14 +121,12 @@ export interface WebhookStore {
   /** Writes the outcome of the attempt begun with {@link beginAttempt} and moves the delivery to its new state, atomically. */
   recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void>;
   /**
-   * A backlog in fewer commits (optional; the dispatcher falls back to {@link recordAttempt},
-   * {@link laneHead} and {@link beginAttempt}): for each item, in one transaction for all,
-   * writes an attempt's outcome as {@link recordAttempt} does and, when the lane's next delivery
-   * is then due and its subscription active, claims that one's next attempt as
-   * {@link beginAttempt} would. Returns, per item, the claimed delivery as it was before the
-   * claim, or null.
+   * A backlog in fewer commits: for each item, in one transaction for all, writes an attempt's
+   * outcome as {@link recordAttempt} does and, when the lane's next delivery is then due and its
+   * subscription active, claims that one's next attempt as {@link beginAttempt} would. Returns,
+   * per item, the claimed delivery as it was before the claim, or null.
    */
-  recordAttemptsAndClaimNext?(items: readonly LaneOutcome[]): Promise<Array<DueDelivery | null>>;
+  recordAttemptsAndClaimNext(items: readonly LaneOutcome[]): Promise<Array<DueDelivery | null>>;
 
   listDeliveries(query: DeliveryQuery): Promise<Delivery[]>;
   getDelivery(id: number): Promise<DeliveryWithAttempts | null>;
