@@ -11,7 +11,7 @@ import type { MetadataBackend } from '../../src/metadata/backend.js';
 import { isRegistryError } from '../../src/registry/errors.js';
 import type { BlobCutoffs, LifecycleStore } from '../../src/registry/lifecycle-store.js';
 import type { Actor, MetadataStore } from '../../src/registry/ports.js';
-import { openPostgresForTest, openSqliteForTest, POSTGRES_SKIP, type OpenedBackend } from '../helpers/metadata-backends.js';
+import { manifestOf, openPostgresForTest, openSqliteForTest, POSTGRES_SKIP, type OpenedBackend } from '../helpers/metadata-backends.js';
 
 const ACTOR: Actor = { name: 'tester', kind: 'user' };
 
@@ -81,17 +81,7 @@ for (const backendKind of BACKENDS) describe(`deletion protocol (${backendKind.n
     const name = repo('referenced');
     const layer = { digest: digestOf(randomUUID()), size: 3 };
     await metadata.linkBlob(name, layer, ACTOR);
-    const content = Buffer.from(JSON.stringify({ schemaVersion: 2, layer: layer.digest }));
-    const manifest = {
-      digest: `sha256:${createHash('sha256').update(content).digest('hex')}`,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      size: content.length,
-      content,
-      subject: null,
-      artifactType: null,
-      annotations: null,
-      references: [{ digest: layer.digest, kind: 'blob' as const }],
-    };
+    const manifest = manifestOf(`referenced-${layer.digest}`, [layer.digest]);
     await metadata.putManifest(name, manifest, 'v1', ACTOR);
     assert.equal((await lifecycle.markUnreferencedBlobs(allOld(), 10_000)).some((b) => b.digest === layer.digest), false);
 
