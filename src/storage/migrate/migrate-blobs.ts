@@ -8,8 +8,9 @@
  * size, and copies the rest. What a stopped run leaves under uploads/ in the bucket is removed by
  * the registry's purge of idle uploads.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
+import { algorithmOf, createDigester, digestOf } from '../../registry/digests.js';
 import type { BlobStore, UploadProgress } from '../../registry/ports.js';
 
 export type BlobOutcome = 'copied' | 'present' | 'replaced' | 'corrupt' | 'failed';
@@ -48,21 +49,19 @@ export interface BlobMigrationOptions {
   onProgress?: (progress: BlobProgress) => void;
 }
 
-const HASHES: Record<string, string> = { sha256: 'sha256', sha512: 'sha512' };
-
 class CorruptBlob extends Error {}
 
 /** Streams one blob into an upload of the target, hashing it; commits it under its digest only when the hash matches. */
 async function copyBlob(source: BlobStore, target: BlobStore, digest: string, size: number): Promise<void> {
-  const [algorithm] = digest.split(':');
-  const hash = createHash(HASHES[algorithm!] ?? 'sha256');
+  const algorithm = algorithmOf(digest);
+  const hash = createDigester(algorithm);
   const id = `migrate-${randomUUID()}`;
   let progress: UploadProgress | null = null;
   try {
     progress = await target.createUpload(id);
     const stream = await source.read(digest, undefined, size);
     progress = await target.appendUpload(id, progress, stream, (chunk) => hash.update(chunk));
-    const actual = `${algorithm}:${hash.digest('hex')}`;
+    const actual = digestOf(hash, algorithm);
     if (actual !== digest) throw new CorruptBlob(`content hashes to ${actual}`);
     if (progress.size !== size) throw new CorruptBlob(`read ${progress.size} bytes, the file has ${size}`);
     await target.commitUpload(id, progress, digest);
