@@ -75,6 +75,22 @@ describe('auth across replicas (PostgreSQL)', { skip: POSTGRES_SKIP }, () => {
     assert.equal(res.body.errors[0].code, 'NAME_UNKNOWN');
   });
 
+  it("a user deleted through one replica: the token it held is refused on both (the read caches hear of it)", async () => {
+    const erin = await addUser(apps[0]!, 'erin-cache', [{ pattern: 'team/*', actions: 'pull' }]);
+    const { token } = await getToken(apps[0]!.app, ['repository:team/app:pull'], erin);
+    const ask = (app: AuthTestApp) => request(app.app).get('/v2/team/app/tags/list').set('Authorization', bearer(token));
+    // Both replicas have read (and cached) erin's account and grants.
+    for (let round = 0; round < 3; round++) for (const app of apps) assert.equal((await ask(app)).status, 404);
+    const removed = await request(apps[1]!.app).delete('/api/v1/users/erin-cache').set('Authorization', basic(ADMIN.username, ADMIN.password));
+    assert.equal(removed.status, 204, removed.text);
+    assert.equal((await ask(apps[1]!)).status, 401, 'refused at once where it was deleted');
+    const deadline = Date.now() + 5_000;
+    while ((await ask(apps[0]!)).status !== 401) {
+      assert.ok(Date.now() < deadline, 'replica 1 still accepts the token 5 s after the deletion');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  });
+
   it('failed logins on one replica lock the account on the other', async () => {
     const bob = await addUser(apps[0]!, 'bob', []);
     for (let i = 0; i < 5; i++) {

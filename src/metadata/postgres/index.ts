@@ -2,7 +2,8 @@
  * Every metadata store on one PostgreSQL database, shared by any number of replicas: one
  * connection pool per process, the schema migrated on open (under the migration lock), and the
  * state replicas must share (login throttling, the token signing key) kept in the database.
- * Outbox writes are announced to every replica (LISTEN/NOTIFY, notifications.ts).
+ * Outbox writes are announced to every replica (LISTEN/NOTIFY, notifications.ts), and so are
+ * changes to what the per-process read caches hold (read-cache.ts).
  */
 import type { ThrottleLimits } from '../../auth/throttle.js';
 import { hideUrlPassword, type PostgresSettings } from '../../config/metadata.js';
@@ -16,12 +17,15 @@ import { PostgresMetadataStore, type MetadataHooks } from './metadata-store.js';
 import { migrate, type MigrationResult } from './migrations.js';
 import { createPool, type Pool } from './pool.js';
 import { announceSigner, sharedSigningKey } from './signing-key.js';
-import { listenForChanges } from './notifications.js';
+import { listenForChanges, type ChangeFeed } from './notifications.js';
+import { READ_CACHE_DEFAULTS, ReadCache, type ReadCacheOptions } from './read-cache.js';
 import { PostgresWebhookStore } from './webhook-store.js';
 
 export interface PostgresBackendOptions extends BackendOptions {
   /** Points where tests hold transactions open to force interleavings. */
   hooks?: MetadataHooks & LifecycleHooks;
+  /** The read caches' expiry and size (tests lengthen the expiry to see notices at work). */
+  readCache?: ReadCacheOptions;
 }
 
 export interface PostgresBackend extends MetadataBackend {
@@ -40,12 +44,16 @@ export async function openPostgresBackend(settings: PostgresSettings, options: P
     throw new Error(`metadata.postgres.url: cannot use the database at ${hideUrlPassword(settings.url)}: ${(error as Error).message}`);
   }
   const hooks = options.hooks ?? {};
-  let changes: ReturnType<typeof listenForChanges> | undefined;
+  // One listening connection per process, opened when something first needs it.
+  let changes: ChangeFeed | undefined;
+  const feed = () => (changes ??= listenForChanges(settings));
+  const cacheOptions = options.readCache ?? READ_CACHE_DEFAULTS;
+  const blobLinks = new ReadCache(feed, 'blobLinks', cacheOptions);
   return {
     pool,
-    metadata: new PostgresMetadataStore(pool, hooks),
-    lifecycle: new PostgresLifecycleStore(pool, hooks),
-    accounts: new PostgresAccountStore(pool, options.now),
+    metadata: new PostgresMetadataStore(pool, blobLinks, hooks),
+    lifecycle: new PostgresLifecycleStore(pool, blobLinks, hooks),
+    accounts: new PostgresAccountStore(pool, new ReadCache(feed, 'accounts', cacheOptions), options.now),
     webhooks: new PostgresWebhookStore(pool),
     browse: new PostgresBrowseStore(pool),
     inventory: () => readInventory(pool),
@@ -53,10 +61,7 @@ export async function openPostgresBackend(settings: PostgresSettings, options: P
       loginThrottle: (limits: ThrottleLimits) => new PostgresLoginThrottle(pool, limits),
       signingKey: (algorithm, generate) => sharedSigningKey(pool, algorithm, generate),
       announceSigner: (kid) => announceSigner(pool, kid),
-      onOutboxChange: (listener) => {
-        changes ??= listenForChanges(settings);
-        changes.onChange(listener);
-      },
+      onOutboxChange: (listener) => feed().onChange('outbox', listener),
     },
     async close() {
       await changes?.close();

@@ -31,6 +31,7 @@ import { lockDigest } from './metadata-store.js';
 import { writeEvents, type EventInput } from './outbox.js';
 import { NOW_MS, transaction, type Pool, type Queryable } from './pool.js';
 import { repositoryId } from './repositories.js';
+import type { ReadCache } from './read-cache.js';
 import { PostgresUploads } from './uploads.js';
 import { repositoryUsage, registryUsage } from './usage.js';
 
@@ -61,6 +62,8 @@ export class PostgresLifecycleStore implements LifecycleStore {
 
   constructor(
     private readonly pool: Pool,
+    /** The replica's cache of blob links, forgotten when a mark here removes links. */
+    private readonly blobLinks: ReadCache,
     private readonly hooks: LifecycleHooks = {},
   ) {
     this.uploads = new PostgresUploads(pool);
@@ -125,7 +128,7 @@ export class PostgresLifecycleStore implements LifecycleStore {
   }
 
   async markUnreferencedBlobs(cutoffs: BlobCutoffs, limit: number): Promise<BlobRecord[]> {
-    return transaction(this.pool, async (client) => {
+    return this.blobLinks.forgetAfter(() => transaction(this.pool, async (client) => {
       const candidates = await client.query<{ digest: string }>(
         `SELECT b.digest FROM blobs b WHERE ${UNREFERENCED} ORDER BY b.digest LIMIT $3 FOR UPDATE SKIP LOCKED`,
         [cutoffs.graceCutoff, cutoffs.claimCutoff, limit],
@@ -140,7 +143,7 @@ export class PostgresLifecycleStore implements LifecycleStore {
       );
       await mark(client, confirmed.rows.map((row) => row.digest));
       return confirmed.rows;
-    });
+    }));
   }
 
   async digestsWithoutRecord(digests: string[]): Promise<string[]> {
@@ -177,7 +180,7 @@ export class PostgresLifecycleStore implements LifecycleStore {
 
   async markBlobs(digests: string[]): Promise<BlobRecord[]> {
     if (digests.length === 0) return [];
-    return transaction(this.pool, async (client) => {
+    return this.blobLinks.forgetAfter(() => transaction(this.pool, async (client) => {
       const { rows } = await client.query<BlobRecord & { deleting_since: number | null }>(
         'SELECT digest, size, deleting_since FROM blobs WHERE digest = ANY($1::text[]) ORDER BY digest FOR UPDATE',
         [[...new Set(digests)].sort()],
@@ -185,7 +188,7 @@ export class PostgresLifecycleStore implements LifecycleStore {
       await mark(client, rows.filter((row) => row.deleting_since === null).map((row) => row.digest));
       const byDigest = new Map(rows.map((row) => [row.digest, { digest: row.digest, size: row.size }]));
       return digests.flatMap((digest) => byDigest.get(digest) ?? []);
-    });
+    }));
   }
 
   async markedBlobs(limit: number): Promise<BlobRecord[]> {

@@ -33,6 +33,7 @@ import type {
 import { readEvents, writeEvents, type EventInput } from './outbox.js';
 import { LOCKS, NOW_MS, queryPrepared, transaction, type Pool, type PreparedStatement, type Queryable } from './pool.js';
 import { lockOrCreateRepository, lockRepository } from './repositories.js';
+import type { ReadCache } from './read-cache.js';
 import { PostgresUploads } from './uploads.js';
 import { heldBytesSql } from './usage-queries.js';
 import { toManifestRecord, type ManifestRow } from '../rows.js';
@@ -93,6 +94,8 @@ export class PostgresMetadataStore implements MetadataStore {
 
   constructor(
     private readonly pool: Pool,
+    /** Repository blob links as HEADs and pushes read them; forgotten when a link goes (read-cache.ts). */
+    private readonly blobLinks: ReadCache,
     private readonly hooks: MetadataHooks = {},
   ) {
     this.uploads = new PostgresUploads(pool);
@@ -116,8 +119,10 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async getRepositoryBlob(repository: string, digest: string): Promise<RepositoryBlob | null> {
-    const { rows } = await queryPrepared<RepositoryBlob>(this.pool, HOT.repositoryBlob, [repository, digest]);
-    return rows[0] ?? null;
+    return this.blobLinks.get(`${repository}\n${digest}`, async () => {
+      const { rows } = await queryPrepared<RepositoryBlob>(this.pool, HOT.repositoryBlob, [repository, digest]);
+      return rows[0] ?? null;
+    });
   }
 
   async linkBlob(repository: string, blob: RepositoryBlob, actor: Actor, claim?: string, guard: BlobLinkGuard = {}): Promise<void> {
@@ -157,11 +162,13 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
-    const result = await this.pool.query(
-      'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2',
-      [repository, digest],
-    );
-    return (result.rowCount ?? 0) > 0;
+    return this.blobLinks.forgetAfter(async () => {
+      const result = await this.pool.query(
+        'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2',
+        [repository, digest],
+      );
+      return (result.rowCount ?? 0) > 0;
+    });
   }
 
   async repositoriesWithBlob(digest: string, limit: number): Promise<string[]> {

@@ -313,6 +313,31 @@ export const MIGRATIONS: Migration[] = [
   );
   `,
   },
+  {
+    // Read caches of every replica (read-cache.ts) forget what they hold when the rows behind
+    // them change, whoever changes them. Statement-level: one notice per statement, and
+    // PostgreSQL folds equal notices of one transaction into one, sent at commit.
+    name: 'read-cache-notices',
+    sql: `
+  CREATE FUNCTION registry_notify_accounts() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('registry_accounts', ''); RETURN NULL; END $$;
+  CREATE FUNCTION registry_notify_blob_links() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('registry_blob_links', ''); RETURN NULL; END $$;
+  CREATE TRIGGER users_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION registry_notify_accounts();
+  CREATE TRIGGER robots_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON robots
+    FOR EACH STATEMENT EXECUTE FUNCTION registry_notify_accounts();
+  CREATE TRIGGER grants_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON grants
+    FOR EACH STATEMENT EXECUTE FUNCTION registry_notify_accounts();
+  -- Only found links are cached, so new links need no notice; re-linking (linked_at) neither.
+  CREATE TRIGGER repository_blobs_notify AFTER DELETE OR TRUNCATE OR UPDATE OF repository_id, digest ON repository_blobs
+    FOR EACH STATEMENT EXECUTE FUNCTION registry_notify_blob_links();
+  CREATE TRIGGER blobs_notify AFTER DELETE OR TRUNCATE OR UPDATE OF digest, size ON blobs
+    FOR EACH STATEMENT EXECUTE FUNCTION registry_notify_blob_links();
+  CREATE TRIGGER repositories_notify AFTER DELETE OR TRUNCATE OR UPDATE OF name ON repositories
+    FOR EACH STATEMENT EXECUTE FUNCTION registry_notify_blob_links();
+  `,
+  },
 ];
 
 /** What a migration run did. */
