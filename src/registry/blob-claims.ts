@@ -6,7 +6,7 @@
  * client retries.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RegistryError } from './errors.js';
+import { retryShortly, type RegistryError } from './errors.js';
 import type { MetadataStore } from './ports.js';
 
 export interface ClaimOptions {
@@ -30,10 +30,5 @@ export async function claimBlob(metadata: MetadataStore, digest: string, options
 
 /** What a push gets when garbage collection holds on to a digest for too long. */
 export function blobBeingCollected(digest: string): RegistryError {
-  return new RegistryError(
-    'UNKNOWN',
-    `blob ${digest} is being deleted by garbage collection; retry the upload in a moment`,
-    { digest },
-    { status: 503, headers: { 'Retry-After': '1' } },
-  );
+  return retryShortly(`blob ${digest} is being deleted by garbage collection; retry the upload in a moment`, { digest });
 }

@@ -68,3 +68,17 @@ export class RegistryError extends Error {
 export function isRegistryError(error: unknown): error is RegistryError {
   return error instanceof RegistryError;
 }
+
+/**
+ * A state that passes (a backend out of reach or overloaded, a digest being collected): 503
+ * with `Retry-After: 1`, which Docker, containerd and skopeo retry, where a 500 makes them give
+ * up and tells operators the registry has a bug.
+ */
+export function retryShortly(message: string, detail?: unknown, cause?: unknown): RegistryError {
+  return new RegistryError('UNKNOWN', message, detail, { status: 503, headers: { 'Retry-After': '1' }, cause });
+}
+
+/** Whether `error` is one of {@link retryShortly}'s: the request may succeed if tried again in a moment. */
+export function isRetryShortly(error: unknown): error is RegistryError {
+  return error instanceof RegistryError && error.status === 503;
+}

@@ -18,7 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { RegistryError } from './errors.js';
+import { isRetryShortly, RegistryError, retryShortly } from './errors.js';
 import type { BlobCutoffs, BlobRecord, GcRunRecord, LifecycleStore, RemovedManifest, RetentionDrop } from './lifecycle-store.js';
 import type { Actor, BlobStore, MetadataStore, StoredBlob, StoredUpload } from './ports.js';
 import type { LifecyclePolicies } from './policies.js';
@@ -149,7 +149,11 @@ export class GarbageCollector {
           since: held.acquiredAt,
         }),
       async (renew) => {
-        const report = await this.collect(dryRun, options, renew);
+        const report = await this.collect(dryRun, options, renew).catch((error: unknown) => {
+          // A store out of reach stops the run where it is; every deletion is decided on an answer, never on a failed check.
+          if (!isRetryShortly(error)) throw error;
+          throw retryShortly(`garbage collection stopped: ${error.message}; the next collection carries on from where this one stopped`, undefined, error);
+        });
         await this.lifecycle.recordGcRun({
           startedAt: Date.parse(report.startedAt),
           finishedAt: Date.parse(report.finishedAt),

@@ -5,54 +5,21 @@
  * reconnects). The database sits behind a loopback TCP relay the test can cut and restore.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { pushImage } from '../helpers/app.js';
 import { freshPostgresDatabase, POSTGRES_SKIP } from '../helpers/metadata-backends.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { createTestRegistry, type TestRegistry } from '../webhooks/support.js';
-
-/** A relay to host:port that can refuse everything (and drop what is open) until restored. */
-async function startRelay(target: { host: string; port: number }) {
-  let down = false;
-  const open = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    if (down) return void client.destroy();
-    const upstream = net.connect(target.port, target.host);
-    open.add(client).add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      open.delete(client);
-      open.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    cut() {
-      down = true;
-      for (const socket of open) socket.destroy();
-      open.clear();
-    },
-    restore() {
-      down = false;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 describe('PostgreSQL out of reach', { skip: POSTGRES_SKIP }, () => {
   let registry: TestRegistry;
-  let relay: Awaited<ReturnType<typeof startRelay>>;
+  let relay: TcpProxy;
 
   before(async () => {
     const url = new URL(await freshPostgresDatabase());
-    relay = await startRelay({ host: url.hostname, port: Number(url.port) });
-    url.host = `127.0.0.1:${relay.port}`;
+    relay = await startTcpProxy(url.host);
+    url.host = relay.host;
     registry = await createTestRegistry({ metadata: { driver: 'postgres', postgres: { url: url.toString(), connectionTimeoutMs: 1_000 } }, start: false });
   });
   after(async () => {

@@ -6,7 +6,8 @@
  */
 import pg from 'pg';
 import type { PostgresSettings } from '../../config/metadata.js';
-import { RegistryError } from '../../registry/errors.js';
+import { retryShortly } from '../../registry/errors.js';
+import { isUnreachable } from '../../runtime/unreachable.js';
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -64,8 +65,6 @@ export function createPool(settings: PostgresSettings): Pool {
   return pool;
 }
 
-/** Socket errors meaning the server is not there (or went away), not that a statement failed. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
 /** SQLSTATEs of a server shutting down or not accepting connections yet (class 08 is checked as a class). */
 const SERVER_GOING = new Set(['57P01', '57P02', '57P03', '53300']);
 
@@ -76,14 +75,15 @@ const SERVER_GOING = new Set(['57P01', '57P02', '57P03', '53300']);
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
+  if (isUnreachable(error)) return true;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (UNREACHABLE.has(code) || SERVER_GOING.has(code) || /^08/.test(code))) return true;
+  if (typeof code === 'string' && (SERVER_GOING.has(code) || /^08/.test(code))) return true;
   return /^Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(error.message);
 }
 
 function rethrowUnavailable(error: unknown): never {
   if (isDatabaseUnavailable(error)) {
-    throw new RegistryError('UNKNOWN', 'the metadata database is unavailable; try again shortly', undefined, { status: 503, headers: { 'Retry-After': '1' }, cause: error });
+    throw retryShortly('the metadata database is unavailable; try again shortly', undefined, error);
   }
   throw error;
 }

@@ -12,6 +12,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { RegistryError } from '../../registry/errors.js';
 import type { BlobStore, ByteRange, SendOptions, StoredBlob, StoredUpload, UploadProgress } from '../../registry/ports.js';
 import { damaged, whileSinkOpen, written } from '../common.js';
+import { reported, reportingErrors } from './availability.js';
 import { describeBucketProblem, isNotFound } from './client.js';
 import type { S3Settings } from '../../config/storage.js';
 import { S3Layout } from './layout.js';
@@ -73,6 +74,11 @@ export class S3BlobStore implements BlobStore {
   }
 
   async read(digest: string, range?: ByteRange, expectedSize?: number): Promise<Readable> {
+    return reportingErrors(await this.getObject(digest, range, expectedSize));
+  }
+
+  /** The object's body as the SDK streams it, once S3 answered with the expected size. */
+  private async getObject(digest: string, range?: ByteRange, expectedSize?: number): Promise<Readable> {
     const key = this.layout.blob(digest);
     let object;
     try {
@@ -96,10 +102,11 @@ export class S3BlobStore implements BlobStore {
 
   async send(digest: string, sink: Writable, options: SendOptions = {}): Promise<void> {
     const length = options.range ? options.range.end - options.range.start + 1 : options.expectedSize;
-    if ((length === undefined || length >= this.directCopyMinBytes) && (await this.copyDirectly(digest, sink, options)) === 'copied') return;
-    // Small blobs, and any answer the direct copy left (missing, damaged, S3 errors): the SDK's
-    // request, with its retries and error mapping.
-    const body = await this.read(digest, options.range, options.expectedSize);
+    if ((length === undefined || length >= this.directCopyMinBytes) && (await this.copyDirectly(digest, sink, options).catch(rethrowReported)) === 'copied') return;
+    // Small blobs, and any answer the direct copy left (missing, damaged, S3 errors, a refused
+    // connection): the SDK's request, with its retries and error mapping. Once bytes flow, an
+    // error only ends the response (its headers are out), so the body is read as the SDK gives it.
+    const body = await this.getObject(digest, options.range, options.expectedSize);
     try {
       options.onFound?.();
       await whileSinkOpen(sink, async (untilClosed) => {
@@ -183,4 +190,8 @@ export class S3BlobStore implements BlobStore {
   listUploads(): AsyncIterable<StoredUpload> {
     return this.uploads.list();
   }
+}
+
+function rethrowReported(error: unknown): never {
+  throw reported(error);
 }

@@ -1,5 +1,6 @@
 /**
- * The S3 clients of the driver, built from `storage.s3.*`, and how S3's answers read as
+ * The S3 clients of the driver, built from `storage.s3.*` with every command bounded in time
+ * and an unreachable store reported as 503 (availability.ts), and how S3's answers read as
  * messages that name the setting to fix.
  */
 import http from 'node:http';
@@ -7,6 +8,7 @@ import https from 'node:https';
 import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { S3Settings, StorageConfig } from '../../config/storage.js';
 import { envName } from '../../config/load.js';
+import { boundCommands, CONNECT_TIMEOUT_MS, storeError } from './availability.js';
 
 /** Sockets kept open to the object store: pulls and pushes in flight each hold one. */
 const MAX_SOCKETS = 256;
@@ -15,7 +17,7 @@ const MAX_SOCKETS = 256;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export function createS3Client(settings: S3Settings, endpoint = settings.endpoint): S3Client {
-  return new S3Client({
+  const client = new S3Client({
     region: settings.region,
     endpoint,
     forcePathStyle: settings.forcePathStyle,
@@ -26,13 +28,17 @@ export function createS3Client(settings: S3Settings, endpoint = settings.endpoin
     // S3-compatible servers (radosgw, MinIO, older ones) do not all know the newer default checksums.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // Retried by the SDK, with backoff (50 ms doubling, 1 s doubling when throttled), within the bounds of availability.ts.
     maxAttempts: 3,
     requestHandler: {
       httpAgent: new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS }),
       httpsAgent: new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS }),
-      connectionTimeout: 5_000,
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+      // The per-command answer times of availability.ts fail the attempt (without this the SDK only warns).
+      throwOnRequestTimeout: true,
     },
   });
+  return boundCommands(client);
 }
 
 /** The client presigned URLs are made with: the public endpoint when clients reach the store elsewhere. */
@@ -61,7 +67,8 @@ export function s3Answer(error: unknown): string {
  * answers, the credentials when S3 refuses them, the bucket when it is missing, the region
  * when S3 redirects elsewhere.
  */
-export function describeBucketProblem(settings: S3Settings, error: unknown): string {
+export function describeBucketProblem(settings: S3Settings, reportedError: unknown): string {
+  const error = storeError(reportedError);
   const where = `bucket "${settings.bucket}" at ${settings.endpoint ?? `AWS (${settings.region})`}`;
   const setting = (...keys: string[]) => keys.map((key) => `storage.s3.${key} (${envName(['storage', 's3', key])})`).join(' / ');
   const answer = s3Answer(error);

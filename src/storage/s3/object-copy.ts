@@ -18,6 +18,7 @@ import net from 'node:net';
 import type { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { HTTPParser } from 'http-parser-js';
+import { ANSWER_DEADLINE_MS, CONNECT_TIMEOUT_MS } from './availability.js';
 
 /** Status and headers (names in lower case) of the object store's answer. */
 export interface ObjectHead {
@@ -38,19 +39,23 @@ export interface CopyObjectOptions {
   /** Size of each of the two buffers; also the largest read. */
   bufferBytes?: number;
   connectTimeoutMs?: number;
+  /** How long the object store may take, once connected, to begin its answer. */
+  answerTimeoutMs?: number;
   /** How long the object store may send nothing while we are reading. */
   idleTimeoutMs?: number;
 }
 
 /**
  * - `copied`: the whole body is in the sink (every write called back).
- * - `declined`: nothing was written, because `accept` said no or no answer came (connection
- *   refused, reset, timed out before the status line): the caller may ask again another way.
+ * - `declined`: nothing was written, because `accept` said no or the connection was refused or
+ *   reset before the status line: the caller may ask again another way.
+ *
+ * A connection or an answer that does not come in time rejects (code ETIMEDOUT), having written
+ * nothing: asking again another way would only wait as long again.
  */
 export type CopyOutcome = 'copied' | 'declined';
 
 const DEFAULT_BUFFER_BYTES = 1024 * 1024;
-const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** TLS sessions kept per origin, so that the next connection resumes instead of a full handshake. */
 const tlsSessions = new Map<string, Buffer>();
@@ -72,7 +77,8 @@ export function copyObject(url: URL, sink: Writable, options: CopyObjectOptions)
   if (sink.destroyed) return Promise.reject(new Error('the destination closed before the blob was sent'));
   const bufferBytes = Math.max(options.bufferBytes ?? DEFAULT_BUFFER_BYTES, 2 * MIN_READ_BYTES);
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  const answerTimeoutMs = options.answerTimeoutMs ?? ANSWER_DEADLINE_MS;
   const slots: Slot[] = [0, 1].map(() => ({ buffer: Buffer.allocUnsafeSlow(bufferBytes), filled: 0, pending: 0 }));
   let current = slots[0]!;
   return new Promise<CopyOutcome>((resolve, reject) => {
@@ -128,6 +134,7 @@ export function copyObject(url: URL, sink: Writable, options: CopyObjectOptions)
       const headers = new Map<string, string>();
       for (let i = 0; i + 1 < info.headers.length; i += 2) headers.set(info.headers[i]!.toLowerCase(), info.headers[i + 1]!);
       head = { status: info.statusCode, headers };
+      socket.setTimeout(idleTimeoutMs);
       let accepted: boolean;
       try {
         accepted = options.accept(head);
@@ -189,9 +196,16 @@ export function copyObject(url: URL, sink: Writable, options: CopyObjectOptions)
       ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, session: tlsSessions.get(origin), onread } as tls.ConnectionOptions)
       : net.connect({ host, port, onread });
     if (https) socket.on('session', (session: Buffer) => rememberSession(origin, session));
+    let connected = false;
     socket.setTimeout(connectTimeoutMs);
-    socket.once(https ? 'secureConnect' : 'connect', () => socket.setTimeout(idleTimeoutMs));
-    socket.on('timeout', () => socket.destroy(new Error(`the object store at ${origin} sent nothing for ${head ? idleTimeoutMs : connectTimeoutMs} ms`)));
+    socket.once(https ? 'secureConnect' : 'connect', () => {
+      connected = true;
+      socket.setTimeout(answerTimeoutMs);
+    });
+    socket.on('timeout', () => {
+      const waited = head ? `sent nothing for ${idleTimeoutMs} ms` : connected ? `did not answer within ${answerTimeoutMs} ms` : `did not connect within ${connectTimeoutMs} ms`;
+      finish(Object.assign(new Error(`the object store at ${origin} ${waited}`), { code: 'ETIMEDOUT' }));
+    });
     socket.on('error', (error) => {
       // Before an answer nothing was written: the caller can still ask another way.
       if (head) finish(error);

@@ -13,6 +13,7 @@
  * whatever stays under the upload's prefix is swept when the upload ends (commit, cancel or
  * the purge of idle uploads).
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -32,6 +33,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { RegistryError } from '../../registry/errors.js';
 import type { StoredUpload, UploadProgress } from '../../registry/ports.js';
+import { reportingErrors } from './availability.js';
 import { isNotFound } from './client.js';
 import type { S3Layout } from './layout.js';
 
@@ -205,27 +207,53 @@ export class S3Uploads {
     const key = this.layout.uploadData(id);
     const uploadId = state.multipart!;
     const parts = [...state.parts];
-    if (state.tailSize > 0) {
-      const n = parts.length + 1;
-      const copied = await this.client.send(
-        new UploadPartCopyCommand({
-          Bucket: this.bucket,
-          Key: key,
-          UploadId: uploadId,
-          PartNumber: n,
-          CopySource: this.copySource(this.layout.uploadTail(id, state.parts.length)),
-          CopySourceRange: `bytes=0-${state.tailSize - 1}`,
-        }),
-      );
-      parts.push({ n, etag: copied.CopyPartResult?.ETag ?? '', size: state.tailSize });
-    }
     try {
+      if (state.tailSize > 0) {
+        const n = parts.length + 1;
+        const copied = await this.client.send(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumber: n,
+            CopySource: this.copySource(this.layout.uploadTail(id, state.parts.length)),
+            CopySourceRange: `bytes=0-${state.tailSize - 1}`,
+          }),
+        );
+        parts.push({ n, etag: copied.CopyPartResult?.ETag ?? '', size: state.tailSize });
+      }
       await this.complete(key, uploadId, parts);
     } catch (error) {
-      // Completed already by an attempt that died before its record was saved: the object tells.
-      if (!(error instanceof S3ServiceException && error.name === 'NoSuchUpload') || (await this.sizeOf(key)) !== size) throw error;
+      if (!isNoSuchUpload(error)) throw error;
+      // Completed already, by an attempt that failed before its record was saved (the store
+      // went away before the copy that follows, say): the object is this upload's bytes if its
+      // ETag is the one these parts make. Otherwise the bytes are gone; the client starts again.
+      if (!(await this.completedFrom(id, state, size))) throw uploadDataGone(id);
     }
     return { ...state, parts, tailSize: 0, assembled: true };
+  }
+
+  /**
+   * Whether the data object is the completion of the recorded parts and the tail: S3 (and
+   * radosgw, MinIO) name a multipart object by the MD5 of its parts' MD5s and their count.
+   */
+  private async completedFrom(id: string, state: UploadState, size: number): Promise<boolean> {
+    const md5s = state.parts.map((part) => part.etag.replace(/"/g, ''));
+    if (md5s.some((md5) => !/^[a-f0-9]{32}$/.test(md5))) return false; // ETags that are no MD5 (SSE-KMS): no telling
+    if (state.tailSize > 0) {
+      const tail = Buffer.allocUnsafe(state.tailSize);
+      await this.readInto(this.layout.uploadTail(id, state.parts.length), state.tailSize, tail);
+      md5s.push(createHash('md5').update(tail).digest('hex'));
+    }
+    const expected = `${createHash('md5').update(Buffer.from(md5s.join(''), 'hex')).digest('hex')}-${md5s.length}`;
+    let head;
+    try {
+      head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.layout.uploadData(id) }));
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+    return head.ContentLength === size && head.ETag?.replace(/"/g, '') === expected;
   }
 
   /** Server-side copy; in ranges of copyPartSize above copyLimit (S3 copies at most 5 GiB at once). */
@@ -277,9 +305,12 @@ export class S3Uploads {
   }
 
   private async uploadPart(id: string, uploadId: string, n: number, bytes: Buffer): Promise<Part> {
-    const uploaded = await this.client.send(
-      new UploadPartCommand({ Bucket: this.bucket, Key: this.layout.uploadData(id), UploadId: uploadId, PartNumber: n, Body: bytes, ContentLength: bytes.length }),
-    );
+    const uploaded = await this.client
+      .send(new UploadPartCommand({ Bucket: this.bucket, Key: this.layout.uploadData(id), UploadId: uploadId, PartNumber: n, Body: bytes, ContentLength: bytes.length }))
+      .catch((error: unknown) => {
+        // Completed by a commit that failed after it, or aborted: no more parts go in.
+        throw isNoSuchUpload(error) ? uploadDataGone(id) : error;
+      });
     if (!uploaded.ETag) throw new Error(`S3 accepted part ${n} of upload ${id} without an ETag`);
     return { n, etag: uploaded.ETag, size: bytes.length };
   }
@@ -301,7 +332,7 @@ export class S3Uploads {
     if (key === null || length === 0) return Readable.from([]);
     try {
       const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${length - 1}` }));
-      return object.Body as Readable;
+      return reportingErrors(object.Body as Readable);
     } catch (error) {
       if (isNotFound(error)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload data is missing', { key });
       throw error;
@@ -328,6 +359,14 @@ export class S3Uploads {
   private copySource(key: string): string {
     return `${this.bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
   }
+}
+
+function isNoSuchUpload(error: unknown): boolean {
+  return error instanceof S3ServiceException && error.name === 'NoSuchUpload';
+}
+
+function uploadDataGone(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', 'the data of this upload is gone (completed by a commit that failed, or aborted); start the upload again', { uuid: id });
 }
 
 function parseState(progress: UploadProgress): UploadState {
