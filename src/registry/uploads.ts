@@ -57,8 +57,15 @@ export interface UploadServiceOptions {
   leaseWaitMs?: number;
 }
 
-const DEFAULT_LEASE_MS = 60_000;
-const DEFAULT_LEASE_WAIT_MS = 10_000;
+/**
+ * A live writer renews its lease every third of this; one that died holding it (a replica
+ * killed in the middle of a request) holds it at most this long. Shorter than the wait of a
+ * completing request, so that a completion replayed on another replica (nginx replays a PUT
+ * whose replica died) outwaits the dead writer and completes, instead of being refused.
+ */
+export const DEFAULT_LEASE_MS = 8_000;
+/** How long completing or cancelling waits for another writer's lease to end. */
+export const DEFAULT_LEASE_WAIT_MS = 10_000;
 const LEASE_POLL_MS = 20;
 
 /** A taken writer lease: the record as it was taken, and this writer's name. */
