@@ -11,6 +11,7 @@
  *
  *   npm run bench -- --series postgres [--rounds 3] [--large-mib 128]
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { startPostgres, postgresUnavailable, type PostgresServer } from '../test/helpers/postgres.js';
 import { startRadosgw } from '../test/helpers/s3.js';
@@ -23,6 +24,30 @@ import { runWebhookSeries } from './webhooks.js';
 /** This registry's settings for metadata in a fresh database of `pg`. */
 async function postgresEnv(pg: PostgresServer): Promise<Record<string, string>> {
   return { REGISTRY_METADATA_DRIVER: 'postgres', REGISTRY_METADATA_POSTGRES_URL: await pg.createDatabase() };
+}
+
+/**
+ * CPU seconds the PostgreSQL server listening on `port` has used so far: its postmaster and
+ * every process it started (the backends of the registry's pool among them), from /proc.
+ */
+export async function postgresCpuSeconds(port: number): Promise<number> {
+  const processes: Array<{ pid: number; ppid: number; ticks: number; cmdline: string }> = [];
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // After the command: ppid is index 1, utime 11, stime 12, cutime 13, cstime 14 (clock ticks, 100/s).
+      const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      const cmdline = (await fs.readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').join(' ');
+      processes.push({ pid: Number(entry), ppid: Number(fields[1]), ticks, cmdline });
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const postmaster = processes.find((p) => /\bpostgres\b/.test(p.cmdline) && p.cmdline.includes(`-p ${port} `));
+  if (!postmaster) throw new Error(`no PostgreSQL server found on port ${port}`);
+  return processes.filter((p) => p.pid === postmaster.pid || p.ppid === postmaster.pid).reduce((sum, p) => sum + p.ticks, 0) / 100;
 }
 
 interface Shape {
@@ -97,7 +122,8 @@ export async function postgresRounds(kit: BenchKit): Promise<void> {
       await shapeRound(kit, onS3, round, large, load);
       await shapeRound(kit, onFilesystem, round, large, load);
       console.error(`PG: webhook round ${round + 1}/${kit.rounds}`);
-      for (const result of await runWebhookSeries(kit.work, kit.quick, { env: await postgresEnv(pg), prefix: 'PG: ' })) {
+      const options = { env: await postgresEnv(pg), prefix: 'PG: ', databaseCpuSeconds: () => postgresCpuSeconds(pg.port) };
+      for (const result of await runWebhookSeries(kit.work, kit.quick, options)) {
         kit.record(result.title, result.unit, result.better, result.target, 'ours', result.value);
       }
     }

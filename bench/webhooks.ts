@@ -133,11 +133,16 @@ async function burst(base: string, receiver: Awaited<ReturnType<typeof startRece
   return [...acked].map(([key, ackedAt]) => Math.max(0, receiver.arrivals.find((a) => `${a.repository}:${a.tag}` === key)!.at - ackedAt));
 }
 
-/**
- * `env` adds settings to the registry (bench/postgres.ts: metadata on PostgreSQL), and `prefix`
- * names its rows apart ("PG: ").
- */
-export async function runWebhookSeries(work: string, quick: boolean, options: { env?: Record<string, string>; prefix?: string } = {}): Promise<WebhookResult[]> {
+export interface WebhookSeriesOptions {
+  /** Settings added to the registry's (bench/postgres.ts: metadata on PostgreSQL). */
+  env?: Record<string, string>;
+  /** Names the rows apart ("PG: "). */
+  prefix?: string;
+  /** CPU seconds used so far by the database server, when it runs beside the registry: adds its CPU per delivery. */
+  databaseCpuSeconds?: () => Promise<number>;
+}
+
+export async function runWebhookSeries(work: string, quick: boolean, options: WebhookSeriesOptions = {}): Promise<WebhookResult[]> {
   const prefix = options.prefix ?? '';
   const receiver = await startReceiver();
   const root = path.join(work, `${prefix.replace(/\W+/g, '-')}webhooks-root`);
@@ -173,12 +178,14 @@ export async function runWebhookSeries(work: string, quick: boolean, options: { 
     await until(async () => (await pending()) >= total, 'every event queued', 60_000);
     const before = receiver.arrivals.length;
     const cpuBefore = await cpuSeconds(server.pid);
+    const databaseCpuBefore = await options.databaseCpuSeconds?.();
     const resumed = performance.now();
     await api(base, 'PATCH', `/api/v1/webhooks/${subscription.id}`, { state: 'active' });
     await until(() => receiver.arrivals.length - before >= total, 'every queued delivery', 120_000);
     const seconds = (receiver.arrivals.at(-1)!.at - resumed) / 1000;
     // CPU per delivery says what the rate would be on an idle core, whatever else the machine runs.
     const cpuPerDeliveryMs = ((await cpuSeconds(server.pid)) - cpuBefore) * 1000 / total;
+    const databaseCpuAfter = await options.databaseCpuSeconds?.();
     await new Promise((resolve) => setTimeout(resolve, 200));
     const flow = receiver.arrivals.slice(before);
     if (flow.length !== total || new Set(flow.map((a) => a.id)).size !== total) throw new Error(`throughput: ${flow.length} deliveries of ${total} events (lost or duplicated)`);
@@ -193,6 +200,9 @@ export async function runWebhookSeries(work: string, quick: boolean, options: { 
       { title: `${prefix}Webhook push→delivered, single pushes, median`, unit: 'ms', better: 'lower', target: '< 50 ms', value: percentile(single, 50) },
       { title: `${prefix}Webhook deliveries to a fast receiver (${total} queued, 20 repositories, order kept)`, unit: 'deliveries/s', better: 'higher', target: '≥ 1000/s', value: total / seconds },
       { title: `${prefix}Webhook deliveries: the registry process CPU per delivery in that backlog`, unit: 'ms', better: 'lower', target: '≤ 1 ms (1,000/s on one core)', value: cpuPerDeliveryMs },
+      ...(databaseCpuBefore === undefined || databaseCpuAfter === undefined
+        ? []
+        : [{ title: `${prefix}Webhook deliveries: the database server's CPU per delivery in that backlog`, unit: 'ms', better: 'lower' as const, target: '—', value: ((databaseCpuAfter - databaseCpuBefore) * 1000) / total }]),
     ];
   } finally {
     await server?.stop();

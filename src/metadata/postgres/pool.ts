@@ -134,6 +134,20 @@ export async function transaction<T>(pool: Pool, work: (client: PoolClient) => P
   }
 }
 
+/**
+ * One statement run alone (autocommit), run again after a deadlock or serialization failure,
+ * which rolled it back whole, as {@link transaction} does for a transaction.
+ */
+export async function retryingStatement<T>(statement: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await statement();
+    } catch (error) {
+      if (attempt >= MAX_ATTEMPTS || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
+    }
+  }
+}
+
 /** The database's clock in ms since the epoch, as SQL: every instant more than one replica compares is taken from it. */
 export const NOW_MS = '(extract(epoch from now()) * 1000)::bigint';
 

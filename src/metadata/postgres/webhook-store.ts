@@ -2,7 +2,7 @@
  * The WebhookStore on PostgreSQL, shared by every replica's dispatcher:
  * - fan-out reads the outbox by seq, which is safe because events become visible in commit
  *   order (outbox.ts); deliveries are unique per (subscription, event), so two replicas fanning
- *   out the same events record each delivery once, and the cursor only moves forward (GREATEST);
+ *   out the same events record each delivery once, and the cursor only moves forward;
  * - a delivery is claimed before it is sent (beginAttempt: a compare-and-set on its attempt
  *   count that also holds it off until `holdUntil`), so of two replicas that found the same lane
  *   head due, one sends it; the next of its lane is not due until the head is done (lane heads are
@@ -24,7 +24,6 @@ import type {
   SubscriptionPatch,
   WebhookStore,
 } from '../../webhooks/store.js';
-import { NO_OUTCOME_ERROR } from '../../webhooks/store.js';
 import type { Delivery, DeliveryWithAttempts, DeployReport, Subscription } from '../../webhooks/types.js';
 import {
   DELIVERY_COLUMNS,
@@ -42,6 +41,7 @@ import {
 } from '../webhook-rows.js';
 import { transaction, type Pool, type Queryable } from './pool.js';
 import { countDeploysByStatus, deploysOf, listEvents, recordDeploy } from './webhook-deploys.js';
+import { claimAttempt, insertDeliveries, recordOutcome, recordOutcomesAndClaimNext } from './webhook-lanes.js';
 
 export class PostgresWebhookStore implements WebhookStore {
   constructor(private readonly pool: Pool) {}
@@ -90,18 +90,13 @@ export class PostgresWebhookStore implements WebhookStore {
     return (await this.pool.query<{ seq: number }>("SELECT seq FROM webhook_cursor WHERE name = 'outbox'")).rows[0]!.seq;
   }
 
-  async fanOut(deliveries: NewDelivery[], cursor: number, now: number, expiresAt: number): Promise<void> {
-    await transaction(this.pool, async (client) => {
-      for (const delivery of deliveries) await insert(client, delivery, now, expiresAt);
-      await client.query("UPDATE webhook_cursor SET seq = GREATEST(seq, $1) WHERE name = 'outbox'", [cursor]);
-    });
+  fanOut(deliveries: NewDelivery[], cursor: number, now: number, expiresAt: number): Promise<void> {
+    return insertDeliveries(this.pool, deliveries, cursor, now, expiresAt);
   }
 
   async insertDelivery(delivery: NewDelivery, now: number, expiresAt: number): Promise<Delivery | null> {
-    return transaction(this.pool, async (client) => {
-      await insert(client, delivery, now, expiresAt);
-      return deliveryByEvent(client, delivery.subscriptionId, delivery.eventId);
-    });
+    await insertDeliveries(this.pool, [delivery], null, now, expiresAt);
+    return deliveryByEvent(this.pool, delivery.subscriptionId, delivery.eventId);
   }
 
   async dueDeliveries(now: number, limit: number): Promise<DueDelivery[]> {
@@ -124,11 +119,7 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async laneHead(subscriptionId: string, repository: string, now: number): Promise<DueDelivery | null> {
-    return this.laneHeadIn(this.pool, subscriptionId, repository, now);
-  }
-
-  private async laneHeadIn(db: Queryable, subscriptionId: string, repository: string, now: number): Promise<DueDelivery | null> {
-    const { rows } = await db.query<DueRow>(
+    const { rows } = await this.pool.query<DueRow>(
       `SELECT ${DUE_COLUMNS}
        FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
        WHERE d.id = (SELECT MIN(id) FROM webhook_deliveries WHERE state = 'pending' AND subscription_id = $1 AND repository = $2)
@@ -138,24 +129,16 @@ export class PostgresWebhookStore implements WebhookStore {
     return rows[0] ? toDue(rows[0]) : null;
   }
 
-  async beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
-    return transaction(this.pool, (client) => claimAttempt(client, deliveryId, attempt, at, holdUntil, maxAgeMs));
+  beginAttempt(deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
+    return claimAttempt(this.pool, deliveryId, attempt, at, holdUntil, maxAgeMs);
   }
 
-  async recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void> {
-    await transaction(this.pool, (client) => writeOutcome(client, deliveryId, outcome));
+  recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<void> {
+    return recordOutcome(this.pool, deliveryId, outcome);
   }
 
-  async recordAttemptsAndClaimNext(items: readonly LaneOutcome[]): Promise<Array<DueDelivery | null>> {
-    return transaction(this.pool, async (client) => {
-      const claimed: Array<DueDelivery | null> = [];
-      for (const { deliveryId, outcome, next } of items) {
-        await writeOutcome(client, deliveryId, outcome);
-        const head = await this.laneHeadIn(client, next.subscriptionId, next.repository, next.at);
-        claimed.push(head && (await claimAttempt(client, head.delivery.id, head.delivery.attempts + 1, next.at, next.holdUntil, next.maxAgeMs)) ? head : null);
-      }
-      return claimed;
-    });
+  recordAttemptsAndClaimNext(items: readonly LaneOutcome[]): Promise<Array<DueDelivery | null>> {
+    return recordOutcomesAndClaimNext(this.pool, items);
   }
 
   async listDeliveries(query: DeliveryQuery): Promise<Delivery[]> {
@@ -270,59 +253,4 @@ async function deliveryByEvent(db: Queryable, subscriptionId: string, eventId: s
     await db.query<DeliveryRow>(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE subscription_id = $1 AND event_id = $2`, [subscriptionId, eventId])
   ).rows[0];
   return row ? toDelivery(row) : null;
-}
-
-/** A subscription deleted while its events were being fanned out simply gets none; a second fan-out of the same event adds nothing. */
-async function insert(db: Queryable, created: NewDelivery, now: number, expiresAt: number): Promise<void> {
-  await db.query(
-    `INSERT INTO webhook_deliveries
-       (subscription_id, event_id, event_type, repository, payload, context, state, attempts, next_attempt_at, expires_at, created_at, updated_at)
-     SELECT $1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $9
-     WHERE EXISTS (SELECT 1 FROM webhook_subscriptions WHERE id = $1)
-     ON CONFLICT (subscription_id, event_id) DO NOTHING`,
-    [
-      created.subscriptionId,
-      created.eventId,
-      created.eventType,
-      created.repository,
-      JSON.stringify(created.payload),
-      JSON.stringify(created.context),
-      created.dueAt ?? now,
-      expiresAt,
-      now,
-    ],
-  );
-}
-
-async function upsertAttempt(db: Queryable, deliveryId: number, attempt: AttemptOutcome['attempt']): Promise<void> {
-  await db.query(
-    `INSERT INTO webhook_attempts (delivery_id, attempt, at, status, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7)
-     ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status = excluded.status,
-       latency_ms = excluded.latency_ms, error = excluded.error, response_body = excluded.response_body`,
-    [deliveryId, attempt.attempt, attempt.at, attempt.status, attempt.latencyMs, attempt.error, attempt.responseBody],
-  );
-}
-
-/** The claim of beginAttempt: only the replica whose compare-and-set moves the attempt count sends it. */
-async function claimAttempt(client: Queryable, deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
-  const claimed = await client.query(
-    `UPDATE webhook_deliveries SET attempts = $2, next_attempt_at = $3, updated_at = $4,
-       expires_at = CASE WHEN first_attempt_at IS NULL THEN $5 ELSE expires_at END,
-       first_attempt_at = COALESCE(first_attempt_at, $4)
-     WHERE id = $1 AND state = 'pending' AND attempts = $6`,
-    [deliveryId, attempt, holdUntil, at, at + maxAgeMs, attempt - 1],
-  );
-  if ((claimed.rowCount ?? 0) === 0) return false;
-  await upsertAttempt(client, deliveryId, { attempt, at, status: null, latencyMs: 0, error: NO_OUTCOME_ERROR, responseBody: null });
-  return true;
-}
-
-/** recordAttempt's statements, in the caller's transaction. */
-async function writeOutcome(client: Queryable, deliveryId: number, outcome: AttemptOutcome): Promise<void> {
-  const { attempt } = outcome;
-  await upsertAttempt(client, deliveryId, attempt);
-  await client.query(
-    `UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, last_status = $5, last_error = $6 WHERE id = $7`,
-    [outcome.state, attempt.attempt, outcome.nextAttemptAt, attempt.at + attempt.latencyMs, attempt.status, attempt.error, deliveryId],
-  );
 }
