@@ -8,7 +8,7 @@ import { hideUrlPassword, type PostgresSettings } from '../../config/metadata.js
 import type { TablePlan } from '../migrate/plan.js';
 import type { MetadataImport, MetadataTarget, Row } from '../migrate/ports.js';
 import { migrate } from './migrations.js';
-import { createPool, type PoolClient, type Queryable } from './pool.js';
+import { createPool, transaction, type PoolClient, type Queryable } from './pool.js';
 import { storeSigningKey } from './signing-key.js';
 
 /** Bind parameters per INSERT stay well under PostgreSQL's limit of 65535. */
@@ -116,25 +116,7 @@ export function openPostgresTarget(settings: PostgresSettings): MetadataTarget {
       for (const row of rows) schema.set(row.table_name, [...(schema.get(row.table_name) ?? []), row.column_name]);
       return schema;
     },
-    async transaction(work) {
-      const client = await pool.connect();
-      let broken = false;
-      try {
-        await client.query('BEGIN');
-        try {
-          const result = await work(new Import(client));
-          await client.query('COMMIT');
-          return result;
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => {
-            broken = true;
-          });
-          throw error;
-        }
-      } finally {
-        client.release(broken);
-      }
-    },
+    transaction: (work) => transaction(pool, (client) => work(new Import(client))),
     close: () => pool.end(),
   };
 }

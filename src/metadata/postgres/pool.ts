@@ -111,39 +111,40 @@ const MAX_ATTEMPTS = 5;
  * rolled back when it throws (the error passes through). A deadlock or serialization failure
  * runs the whole transaction again, a few times at most.
  */
-export async function transaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    const client = await pool.connect().catch(rethrowUnavailable);
-    let broken = false;
+export function transaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  return retryOnConflict(() => transactionOnce(pool, work));
+}
+
+async function transactionOnce<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect().catch(rethrowUnavailable);
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
     try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      try {
-        await client.query('ROLLBACK');
-      } catch {
-        broken = true;
-      }
-      if (attempt < MAX_ATTEMPTS && RETRYABLE.has((error as { code?: string }).code ?? '')) continue;
-      rethrowUnavailable(error);
-    } finally {
-      client.release(broken);
+      await client.query('ROLLBACK');
+    } catch {
+      broken = true;
     }
+    rethrowUnavailable(error);
+  } finally {
+    client.release(broken);
   }
 }
 
 /**
- * One statement run alone (autocommit), run again after a deadlock or serialization failure,
- * which rolled it back whole, as {@link transaction} does for a transaction.
+ * Runs `attempt` (one statement alone, or a whole transaction) again after a deadlock or
+ * serialization failure, which rolled it back whole, a few times at most.
  */
-export async function retryingStatement<T>(statement: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
+export async function retryOnConflict<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries++) {
     try {
-      return await statement();
+      return await attempt();
     } catch (error) {
-      if (attempt >= MAX_ATTEMPTS || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
+      if (tries >= MAX_ATTEMPTS || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
     }
   }
 }

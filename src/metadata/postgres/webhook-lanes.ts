@@ -13,7 +13,7 @@
 import type { AttemptOutcome, DueDelivery, LaneOutcome, NewDelivery } from '../../webhooks/store.js';
 import { NO_OUTCOME_ERROR } from '../../webhooks/store.js';
 import { DUE_COLUMNS, toDue, type DueRow } from '../webhook-rows.js';
-import { retryingStatement, type Pool } from './pool.js';
+import { retryOnConflict, type Pool } from './pool.js';
 
 const ATTEMPT_UPSERT = `ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status = excluded.status,
        latency_ms = excluded.latency_ms, error = excluded.error, response_body = excluded.response_body`;
@@ -90,14 +90,14 @@ const STATEMENTS = {
 
 /** beginAttempt: true when this call moved the attempt count (and logged the attempt). */
 export async function claimAttempt(pool: Pool, deliveryId: number, attempt: number, at: number, holdUntil: number, maxAgeMs: number): Promise<boolean> {
-  const { rowCount } = await retryingStatement(() => pool.query(STATEMENTS.claim, [deliveryId, attempt, at, holdUntil, maxAgeMs, NO_OUTCOME_ERROR]));
+  const { rowCount } = await retryOnConflict(() => pool.query(STATEMENTS.claim, [deliveryId, attempt, at, holdUntil, maxAgeMs, NO_OUTCOME_ERROR]));
   return (rowCount ?? 0) > 0;
 }
 
 /** recordAttempt: the attempt's log line and the delivery's new state. */
 export async function recordOutcome(pool: Pool, deliveryId: number, outcome: AttemptOutcome): Promise<void> {
   const { attempt } = outcome;
-  await retryingStatement(() =>
+  await retryOnConflict(() =>
     pool.query(STATEMENTS.outcome, [deliveryId, attempt.attempt, attempt.at, attempt.status, attempt.latencyMs, attempt.error, attempt.responseBody, outcome.state, outcome.nextAttemptAt]),
   );
 }
@@ -124,7 +124,7 @@ export async function recordOutcomesAndClaimNext(pool: Pool, items: readonly Lan
     return [{ item, next }];
   });
   const laneColumns = columnsOf(lanes, 6, ({ item, next }) => [item, next.subscriptionId, next.repository, next.at, next.holdUntil, next.maxAgeMs]);
-  const { rows } = await retryingStatement(() => pool.query<DueRow & { item: number }>(STATEMENTS.outcomesAndClaims, [...outcomes, ...laneColumns, NO_OUTCOME_ERROR]));
+  const { rows } = await retryOnConflict(() => pool.query<DueRow & { item: number }>(STATEMENTS.outcomesAndClaims, [...outcomes, ...laneColumns, NO_OUTCOME_ERROR]));
   const claimed: Array<DueDelivery | null> = items.map(() => null);
   for (const row of rows) claimed[row.item] = toDue(row);
   return claimed;
@@ -133,7 +133,7 @@ export async function recordOutcomesAndClaimNext(pool: Pool, items: readonly Lan
 /** fanOut and insertDelivery: the deliveries, in order, and the outbox cursor moved to `cursor` (null: left as it is). */
 export async function insertDeliveries(pool: Pool, deliveries: readonly NewDelivery[], cursor: number | null, now: number, expiresAt: number): Promise<void> {
   const columns = columnsOf(deliveries, 7, (d) => [d.subscriptionId, d.eventId, d.eventType, d.repository, JSON.stringify(d.payload), JSON.stringify(d.context), d.dueAt ?? null]);
-  await retryingStatement(() => pool.query(STATEMENTS.fanOut, [...columns, now, expiresAt, cursor ?? -1]));
+  await retryOnConflict(() => pool.query(STATEMENTS.fanOut, [...columns, now, expiresAt, cursor ?? -1]));
 }
 
 /** Rows as the `width` arrays `unnest` takes, one per column. */
