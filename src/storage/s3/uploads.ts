@@ -241,19 +241,13 @@ export class S3Uploads {
     const md5s = state.parts.map((part) => part.etag.replace(/"/g, ''));
     if (md5s.some((md5) => !/^[a-f0-9]{32}$/.test(md5))) return false; // ETags that are no MD5 (SSE-KMS): no telling
     if (state.tailSize > 0) {
-      const tail = Buffer.allocUnsafe(state.tailSize);
-      await this.readInto(this.layout.uploadTail(id, state.parts.length), state.tailSize, tail);
-      md5s.push(createHash('md5').update(tail).digest('hex'));
+      const tail = createHash('md5');
+      for await (const chunk of await this.rangeOf(this.layout.uploadTail(id, state.parts.length), state.tailSize)) tail.update(chunk as Buffer);
+      md5s.push(tail.digest('hex'));
     }
     const expected = `${createHash('md5').update(Buffer.from(md5s.join(''), 'hex')).digest('hex')}-${md5s.length}`;
-    let head;
-    try {
-      head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.layout.uploadData(id) }));
-    } catch (error) {
-      if (isNotFound(error)) return false;
-      throw error;
-    }
-    return head.ContentLength === size && head.ETag?.replace(/"/g, '') === expected;
+    const head = await this.head(this.layout.uploadData(id));
+    return head !== null && head.size === size && head.etag === expected;
   }
 
   /** Server-side copy; in ranges of copyPartSize above copyLimit (S3 copies at most 5 GiB at once). */
@@ -340,12 +334,14 @@ export class S3Uploads {
   }
 
   private async exists(key: string): Promise<boolean> {
-    return (await this.sizeOf(key)) !== null;
+    return (await this.head(key)) !== null;
   }
 
-  private async sizeOf(key: string): Promise<number | null> {
+  /** The object's size and ETag (without quotes), or null when there is none. */
+  private async head(key: string): Promise<{ size: number; etag: string | null } | null> {
     try {
-      return (await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))).ContentLength ?? 0;
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { size: head.ContentLength ?? 0, etag: head.ETag?.replace(/"/g, '') ?? null };
     } catch (error) {
       if (isNotFound(error)) return null;
       throw error;
