@@ -20,7 +20,6 @@ export const CHANNELS = {
   blobLinks: 'registry_blob_links',
 } as const;
 export type Channel = keyof typeof CHANNELS;
-export const OUTBOX_CHANNEL = CHANNELS.outbox;
 
 const MAX_RECONNECT_DELAY_MS = 30_000;
 

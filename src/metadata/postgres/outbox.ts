@@ -7,7 +7,7 @@
  */
 import type { RegistryEvent } from '../../registry/events.js';
 import { EVENT_COLUMNS, eventValues, toRegistryEvent, type EventInput, type EventRow } from '../rows.js';
-import { OUTBOX_CHANNEL } from './notifications.js';
+import { CHANNELS } from './notifications.js';
 import { LOCKS, NOW_MS, type Queryable } from './pool.js';
 
 export type { EventInput };
@@ -19,7 +19,7 @@ export async function writeEvents(client: Queryable, events: EventInput[]): Prom
   const placeholders = EVENT_COLUMNS.split(',').map((_, i, all) => (i === all.length - 1 ? NOW_MS : `$${i + 1}`)).join(', ');
   for (const event of events) await client.query(`INSERT INTO events (${EVENT_COLUMNS}) VALUES (${placeholders})`, eventValues(event));
   // Delivered to every listening replica when (and only if) the transaction commits.
-  await client.query(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`);
+  await client.query(`SELECT pg_notify('${CHANNELS.outbox}', '')`);
 }
 
 export async function readEvents(db: Queryable, afterSeq: number, limit: number): Promise<RegistryEvent[]> {
