@@ -17,7 +17,7 @@ import { startPostgres, postgresUnavailable, type PostgresServer } from '../test
 import { startRadosgw } from '../test/helpers/s3.js';
 import { buildLargeImage, buildManyLayerImage } from './lib/fixtures.js';
 import { measureLargeLayer, measureLoad, measureLoadWithTokenAuth, type BenchKit, type LargeImage, type Name } from './lib/measures.js';
-import { startDistribution, startOurs, type BenchServer } from './lib/servers.js';
+import { processTimes, startDistribution, startOurs, type BenchServer } from './lib/servers.js';
 import { distributionStorage } from './s3.js';
 import { runWebhookSeries } from './webhooks.js';
 
@@ -31,23 +31,20 @@ async function postgresEnv(pg: PostgresServer): Promise<Record<string, string>> 
  * every process it started (the backends of the registry's pool among them), from /proc.
  */
 export async function postgresCpuSeconds(port: number): Promise<number> {
-  const processes: Array<{ pid: number; ppid: number; ticks: number; cmdline: string }> = [];
+  const processes: Array<{ pid: number; ppid: number; seconds: number; cmdline: string }> = [];
   for (const entry of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // After the command: ppid is index 1, utime 11, stime 12, cutime 13, cstime 14 (clock ticks, 100/s).
-      const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      const { ppid, user, system, children } = await processTimes(Number(entry));
       const cmdline = (await fs.readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').join(' ');
-      processes.push({ pid: Number(entry), ppid: Number(fields[1]), ticks, cmdline });
+      processes.push({ pid: Number(entry), ppid, seconds: user + system + children, cmdline });
     } catch {
       // The process ended meanwhile.
     }
   }
   const postmaster = processes.find((p) => /\bpostgres\b/.test(p.cmdline) && p.cmdline.includes(`-p ${port} `));
   if (!postmaster) throw new Error(`no PostgreSQL server found on port ${port}`);
-  return processes.filter((p) => p.pid === postmaster.pid || p.ppid === postmaster.pid).reduce((sum, p) => sum + p.ticks, 0) / 100;
+  return processes.filter((p) => p.pid === postmaster.pid || p.ppid === postmaster.pid).reduce((sum, p) => sum + p.seconds, 0);
 }
 
 interface Shape {

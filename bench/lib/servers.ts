@@ -130,10 +130,17 @@ async function waitReady(name: BenchServer['name'], child: ChildProcess, host: s
 
 /** User + system CPU seconds the process has used so far. */
 export async function cpuSeconds(pid: number): Promise<number> {
+  const { user, system } = await processTimes(pid);
+  return user + system;
+}
+
+/** A process's parent and CPU seconds (its own, and its reaped children's) from /proc/<pid>/stat. */
+export async function processTimes(pid: number): Promise<{ ppid: number; user: number; system: number; children: number }> {
   const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields after the command: state is index 0, utime 11, stime 12 (in clock ticks, 100/s on Linux).
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  // Fields after the command: state 0, ppid 1, utime 11, stime 12, cutime 13, cstime 14 (clock ticks, 100/s on Linux).
+  const seconds = (i: number) => Number(fields[i]) / 100;
+  return { ppid: Number(fields[1]), user: seconds(11), system: seconds(12), children: seconds(13) + seconds(14) };
 }
 
 /** Resident memory of the process now, in bytes. */
