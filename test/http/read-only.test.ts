@@ -14,6 +14,8 @@ import { validateConfig } from '../../src/config/load.js';
 import { assemble, type AssembledRegistry } from '../../src/server.js';
 import { MEDIA, pushBlob, pushManifest } from '../helpers/app.js';
 
+const ADMIN_PASSWORD = 'read-only-admin-password';
+
 describe('storage.readOnly', () => {
   let root: string;
   let registry: AssembledRegistry;
@@ -61,5 +63,38 @@ describe('storage.readOnly', () => {
     assert.equal((await request(registry.app).head(`/v2/other/app/blobs/${layer.digest}`)).status, 404);
     assert.deepEqual(await registry.registry.metadata.readEvents(0, 1000), events, 'no event recorded');
     assert.deepEqual((await request(registry.app).get('/v2/team/app/tags/list')).body.tags, ['v1']);
+  });
+});
+
+describe('storage.readOnly with token auth', () => {
+  let root: string;
+  let registry: AssembledRegistry;
+
+  before(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'read-only-auth-'));
+    registry = await assemble(
+      validateConfig({ storage: { root, readOnly: true }, auth: { mode: 'token', adminPassword: ADMIN_PASSWORD }, log: { level: 'silent' }, webhooks: { subscriptions: [] } }),
+    );
+  });
+  after(async () => {
+    await registry?.close();
+    if (root) await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('still gives tokens, by GET and by the OAuth2 POST, and refuses the changes they would allow', async () => {
+    const basic = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
+    const got = await request(registry.app).get('/auth/token?service=harbormaster-registry&scope=repository:team/app:pull,push').set('Authorization', basic);
+    assert.equal(got.status, 200, got.text);
+    const posted = await request(registry.app)
+      .post('/auth/token')
+      .type('form')
+      .send({ grant_type: 'password', username: 'admin', password: ADMIN_PASSWORD, service: 'harbormaster-registry', scope: 'repository:team/app:pull,push' });
+    assert.equal(posted.status, 200, posted.text);
+    for (const token of [got.body.token as string, posted.body.access_token as string]) {
+      assert.equal((await request(registry.app).get('/v2/').set('Authorization', `Bearer ${token}`)).status, 200);
+      const push = await request(registry.app).post('/v2/team/app/blobs/uploads/').set('Authorization', `Bearer ${token}`);
+      assert.equal(push.status, 405);
+      assert.equal(push.body.errors[0].code, 'UNSUPPORTED');
+    }
   });
 });
